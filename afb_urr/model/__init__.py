@@ -1,0 +1,4 @@
+"""The AFB-URR network: encoders, decoder with uncertain-region refinement."""
+from .network import AFBURR, BACKBONES
+
+__all__ = ["AFBURR", "BACKBONES"]

@@ -1,0 +1,81 @@
+"""Memory read: attention of query positions over one object's bank entries.
+
+For object i with bank keys Kb (Ck x M) and values Vb (Cv x M), query key kq
+(B x Ck x N) and value vq (B x Cv x N)::
+
+    P = softmax_M(Kb^T kq / sqrt(Ck))    # B x M x N
+    read = Vb P                          # B x Cv x N
+    out = concat(read, vq)               # B x 2Cv x N
+
+The query positions are processed in chunks so that no more than
+``chunk_bytes`` of attention (P and its temporaries) exist at once, whatever
+the bank size. During inference every entry also counts the query positions
+whose weight exceeds ``threshold`` (the read-out count the bank's LFU uses).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .bank import FeatureBank
+
+
+def _chunk_len(entries: int, chunk_bytes: int, elem: int, grad: bool) -> int:
+    """Query positions per chunk so that attention M x n plus temporaries fit chunk_bytes."""
+    # Without autograd: one float buffer (softmax in place) + a bool mask for counting.
+    # With autograd: logits and softmax output both live (no counting during training).
+    per_pos = entries * (2 * elem if grad else elem + 1)
+    return max(1, chunk_bytes // max(per_pos, 1))
+
+
+def read_object(keys: torch.Tensor, values: torch.Tensor, qk: torch.Tensor,
+                chunk_bytes: int = 256 * 2**20, threshold: float | None = None):
+    """Read one object's bank. keys Ck x M, values Cv x M, qk B x Ck x N.
+
+    Returns (read B x Cv x N, counts M or None). ``counts[j]`` is the number of
+    (batch, query position) pairs whose attention on entry j exceeds
+    ``threshold``; ``threshold=None`` skips counting. Frames of the batch are
+    read one after the other, so the bank is never copied.
+    """
+    ck, m = keys.shape
+    b, _, n = qk.shape
+    grad = torch.is_grad_enabled() and (keys.requires_grad or qk.requires_grad or values.requires_grad)
+    step = _chunk_len(m, chunk_bytes, qk.element_size(), grad)
+    kt = keys.t()  # M x Ck, a view
+    q_all = qk * (1.0 / math.sqrt(ck))
+    counts = torch.zeros(m, dtype=torch.long, device=keys.device) if threshold is not None else None
+    reads = []
+    for bi in range(b):
+        outs = []
+        for start in range(0, n, step):
+            logits = kt @ q_all[bi, :, start:start + step]  # M x n
+            if grad:
+                p = torch.softmax(logits, dim=0)
+            else:
+                p = logits
+                p -= p.amax(dim=0, keepdim=True)
+                p.exp_()
+                p /= p.sum(dim=0, keepdim=True)
+            outs.append(values @ p)  # Cv x n
+            if counts is not None:
+                counts += (p > threshold).sum(dim=1)
+            del logits, p
+        reads.append(outs[0] if len(outs) == 1 else torch.cat(outs, dim=1))
+    return torch.stack(reads), counts
+
+
+def read_bank(bank: FeatureBank, qk: torch.Tensor, qv: torch.Tensor, chunk_bytes: int = 256 * 2**20,
+              count: bool = True) -> torch.Tensor:
+    """Read every object's bank: qk B x Ck x N, qv B x Cv x N -> B x K x 2Cv x N.
+
+    With ``count`` the bank's read-out scores get log(count + 1) per entry.
+    """
+    outs = []
+    for i in range(bank.num_objects):
+        read, counts = read_object(bank.keys[i], bank.values[i], qk, chunk_bytes,
+                                   bank.readout_threshold if count else None)
+        if counts is not None:
+            bank.add_readout(i, counts)
+        outs.append(torch.cat([read, qv], dim=1))
+    return torch.stack(outs, dim=1)

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "..", "shared", "reference")
+
+
+@pytest.fixture(scope="session")
+def light_model():
+    """A randomly initialised light (ResNet-18) network, shared read-only by tests."""
+    torch.manual_seed(0)
+    from afb_urr import AFBURR
+    return AFBURR("resnet18").eval()
