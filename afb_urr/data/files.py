@@ -1,0 +1,81 @@
+"""Videos stored as image files: folder checks, listing, and lazy frame/mask reading.
+
+Frames decode with ``afb_urr.io.read_image`` and label maps with
+``afb_urr.io.read_mask`` (palette PNGs read as indices), so a corrupt file
+raises an ``InputError`` (a ValueError) that names it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ..io import InputError, natural_key, read_image, read_mask
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def require_dir(path: str, what: str) -> str:
+    """``path`` if it is a folder, else an InputError naming it and what it should hold."""
+    if not os.path.isdir(path):
+        raise InputError(f"{what} folder not found: {path}")
+    return path
+
+
+def require_file(path: str, what: str) -> str:
+    if not os.path.isfile(path):
+        raise InputError(f"{what} not found: {path}")
+    return path
+
+
+def list_stems(folder: str, extensions: Sequence[str]) -> dict[str, str]:
+    """Files of ``folder`` with one of ``extensions`` (case-insensitive): stem -> path, naturally sorted."""
+    found = {}
+    for name in os.listdir(folder):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in extensions and not name.startswith("."):
+            if stem in found:
+                raise InputError(f"two files with the stem {stem!r} in {folder}: "
+                                 f"{os.path.basename(found[stem])} and {name}")
+            found[stem] = os.path.join(folder, name)
+    return {s: found[s] for s in sorted(found, key=natural_key)}
+
+
+def read_list(path: str) -> list[str]:
+    """Non-empty stripped lines of a text file (an ImageSets split list)."""
+    require_file(path, "sequence list")
+    with open(path) as f:
+        names = [line.strip() for line in f]
+    names = [n for n in names if n]
+    if not names:
+        raise InputError(f"sequence list is empty: {path}")
+    return names
+
+
+class FileVideo:
+    """A video as parallel lists of frame and mask files, read lazily.
+
+    ``start`` lists the frames known (e.g. from YouTube-VOS meta.json) to hold
+    an object; None means unknown.
+    """
+
+    def __init__(self, name: str, frame_paths: Sequence[str], mask_paths: Sequence[str],
+                 start: Sequence[int] | None = None):
+        if len(frame_paths) != len(mask_paths) or not frame_paths:
+            raise ValueError(f"video {name!r}: need as many frames as masks (>= 1), "
+                             f"got {len(frame_paths)} and {len(mask_paths)}")
+        self.name = name
+        self.frame_paths = list(frame_paths)
+        self.mask_paths = list(mask_paths)
+        self.num_frames = len(self.frame_paths)
+        self._start = None if start is None else list(start)
+
+    def frame(self, j: int) -> np.ndarray:
+        return read_image(self.frame_paths[j])
+
+    def mask(self, j: int) -> np.ndarray:
+        return read_mask(self.mask_paths[j])
+
+    def start_frames(self):
+        return self._start
