@@ -1,0 +1,121 @@
+"""Label-map PNGs: read palette/grayscale masks, write DAVIS-palette masks.
+
+A label map is an H x W uint8 array: 0 = background, 1..N = objects (DAVIS
+annotations also use 255 for "void"). Palette PNGs store these values as
+palette indices; the colours are only for display.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+_PALETTE: np.ndarray | None = None
+
+
+def davis_palette() -> np.ndarray:
+    """The DAVIS / PASCAL VOC colour map: 256 x 3 uint8 RGB.
+
+    Entry i spreads the bits of i over the three channels, most significant
+    bit first: bit 0 of i goes to red bit 7, bit 1 to green bit 7, bit 2 to blue
+    bit 7, bit 3 to red bit 6, and so on. Index 1 is (128, 0, 0), index 2 is
+    (0, 128, 0), index 255 (void) is (224, 224, 192).
+    """
+    global _PALETTE
+    if _PALETTE is None:
+        pal = np.zeros((256, 3), dtype=np.uint8)
+        for i in range(256):
+            c, r, g, b = i, 0, 0, 0
+            for j in range(8):
+                r |= ((c >> 0) & 1) << (7 - j)
+                g |= ((c >> 1) & 1) << (7 - j)
+                b |= ((c >> 2) & 1) << (7 - j)
+                c >>= 3
+            pal[i] = (r, g, b)
+        _PALETTE = pal
+    return _PALETTE.copy()
+
+
+def read_mask(path: str) -> np.ndarray:
+    """Read a label map PNG -> H x W uint8 labels (0 = background, 1..N = objects).
+
+    Accepted: palette (indexed) images -> their indices; grayscale images
+    (8-bit, 16-bit with values <= 255, or 1-bit) -> their values. Colour (RGB)
+    images are refused: their colours would have to be guessed back into labels.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"mask not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"mask is a folder, expected a PNG label map: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+                raise InputError(
+                    f"mask {path} is a colour ({mode}) image; a label map must be a palette "
+                    f"(indexed) PNG or a grayscale PNG whose values are object ids "
+                    f"(0 = background, 1..N = objects)")
+            arr = np.array(img)
+    except InputError:
+        raise
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        raise InputError(f"cannot read mask {path}: {e}") from e
+    if arr.ndim == 3:  # 'LA' or 'PA': the label channel is the first one
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"mask {path} has shape {arr.shape}; expected an H x W label map")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise InputError(
+                f"mask {path} has labels in [{arr.min()}, {arr.max()}]; labels must be in 0..255")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def write_mask(path: str, labels) -> None:
+    """Write an H x W integer label map as a palette PNG with the DAVIS palette.
+
+    Parent folders are created. Labels must be integers in 0..255.
+    """
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise ValueError(f"write_mask({path}): labels must be H x W, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind not in "biu":
+            raise ValueError(f"write_mask({path}): labels must be integers, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ValueError(
+                f"write_mask({path}): labels in [{arr.min()}, {arr.max()}] do not fit a palette PNG (0..255)")
+        arr = arr.astype(np.uint8)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    img = Image.fromarray(np.ascontiguousarray(arr))  # mode 'L' ...
+    img.putpalette(davis_palette().reshape(-1).tolist())  # ... becomes 'P' with the palette
+    img.save(path, format="PNG")
+
+
+VOID = 255
+
+
+def void_to_background(labels: np.ndarray, binary_255_is_object: bool = False) -> np.ndarray:
+    """Map the DAVIS "void" label 255 to background (0), as the DAVIS evaluator does.
+
+    With ``binary_255_is_object``, a mask whose only non-zero label is 255 (a 0/255
+    binary mask, as many tools save them) becomes a one-object mask with label 1
+    instead of an empty one. Returns a new H x W uint8 array when anything changed.
+    """
+    labels = np.asarray(labels)
+    if not (labels == VOID).any():
+        return labels
+    present = np.unique(labels)
+    if binary_255_is_object and set(present.tolist()) <= {0, VOID}:
+        return (labels == VOID).astype(np.uint8)
+    out = labels.copy()
+    out[out == VOID] = 0
+    return out

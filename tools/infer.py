@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Segment a video from its first frame's mask, or run the synthetic demo.
+
+  python tools/infer.py --video clip.mp4 --mask first.png --weights ckpt.pth --out masks/
+  python tools/infer.py --video DAVIS/JPEGImages/480p/bike-packing --weights ckpt.pth \\
+      --out results/bike-packing --overlay check.mp4
+  python tools/infer.py --demo
+
+The video is a file OpenCV reads, a folder of frames, or a DAVIS-style
+sequence folder (whose first annotation is the default --mask). One DAVIS-palette
+PNG is written per frame, named after the frame. Frames are read and written one
+at a time, so videos of any length run in bounded memory.
+
+Each mode is one function (``run_video``, ``run_demo``) registered in ``MODES``;
+``select_mode`` picks it from the arguments, so further modes plug in beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml
+DEMO_WEIGHTS = os.path.join("weights", "demo_synthetic_resnet18.pth")  # relative to the repo root
+TRAIN_DEMO_HINT = ("python tools/train.py --config configs/train_synthetic.yaml "
+                   f"--export {DEMO_WEIGHTS}")
+DEMO_SIZE = (240, 432)
+DEMO_FRAMES = 40
+DEMO_OBJECTS = 2
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default only where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not hidden and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Semi-supervised video object segmentation with AFB-URR: give the first "
+                    "frame's label map, get one for every frame.",
+        formatter_class=_HelpFormatter)
+    io = p.add_argument_group("input / output")
+    io.add_argument("--video", metavar="PATH",
+                    help="video file (anything OpenCV reads), folder of frames (jpg/png/bmp/webp, "
+                         "sorted by name), or DAVIS-style sequence folder "
+                         "<root>/JPEGImages/480p/<seq>")
+    io.add_argument("--sequence", metavar="NAME",
+                    help="sequence to take when --video is a dataset root holding several")
+    io.add_argument("--mask", metavar="PNG",
+                    help="first frame's label map: palette PNG (indices) or grayscale PNG "
+                         "(values); 0 = background, 1..N = objects, 255 (DAVIS void) = background, "
+                         "a 0/255 binary mask = one object. Default for a DAVIS sequence: "
+                         "Annotations/480p/<seq>/<first frame>.png")
+    io.add_argument("--out", metavar="DIR",
+                    help="folder for the masks: one DAVIS-palette PNG per frame, named after the "
+                         "frame (00000.png ... for video files)")
+    io.add_argument("--overlay", metavar="FILE.mp4",
+                    help="also write an mp4 with the objects tinted and outlined, for a visual check")
+    io.add_argument("--fps", type=float, default=24.0,
+                    help="frame rate of the overlay when the input has none (folders of frames)")
+    io.add_argument("--max-frames", type=int, metavar="N",
+                    help="stop after N frames (the N-th is then treated as the last frame)")
+    m = p.add_argument_group("model")
+    m.add_argument("--weights", metavar="CKPT",
+                   help=f"checkpoint (published format); for --demo default {DEMO_WEIGHTS}")
+    m.add_argument("--config", default=DEFAULT_CONFIG,
+                   help="YAML config (path or name in configs/); its 'inference' section sets the "
+                        "feature bank; the options below override it")
+    m.add_argument("--device", default=None,
+                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    m.add_argument("--budget", type=int,
+                   help="feature-bank entries over all objects (config default 300000)")
+    m.add_argument("--update-rate", type=float,
+                   help="feature-bank merge rate (0.1 DAVIS, 0.05 YouTube-VOS / long videos)")
+    d = p.add_argument_group("demo")
+    d.add_argument("--demo", action="store_true",
+                   help="segment a deterministic synthetic video (40 frames of moving textured "
+                        "shapes, 2 objects) with the demo weights and print its mean J (IoU over "
+                        "frames 1..39 and both objects) against the known masks; --out and "
+                        "--overlay also work here")
+    g = p.add_argument_group("other")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return p
+
+
+def resolve_device(name: str | None):
+    """``name`` or the default (cuda if available, else cpu) as a torch.device; error if unusable."""
+    import torch
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device {name!r} is not a torch device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def build_segmenter(args, weights: str):
+    """Load ``weights`` and wrap them in a Segmenter configured by --config, --budget, --update-rate."""
+    from afb_urr import Segmenter, load_config, load_model
+    cfg = load_config(args.config)
+    device = resolve_device(args.device)
+    model = load_model(weights, device=device)
+    return Segmenter.from_config(model, cfg.inference, device=device, budget=args.budget,
+                                 update_rate=args.update_rate)
+
+
+def _check_out_dir(out: str, source) -> None:
+    src_dir = getattr(source, "path", None)
+    if src_dir and os.path.isdir(src_dir) and os.path.realpath(out) == os.path.realpath(src_dir):
+        raise ValueError(f"--out {out} is the input frame folder; choose another folder so the "
+                         f"frames are not overwritten")
+
+
+def write_outputs(steps, out: str | None, overlay: str | None, fps: float) -> int:
+    """Write each StreamStep's labels as ``<out>/<name>.png`` and into the overlay; returns the count."""
+    from afb_urr.io import OverlayWriter, write_mask
+    n = 0
+    with contextlib.ExitStack() as stack:
+        writer = None
+        for step in steps:
+            labels = step.result.labels
+            if out:
+                write_mask(os.path.join(out, step.name + ".png"), labels)
+            if overlay:
+                if writer is None:
+                    writer = stack.enter_context(OverlayWriter(overlay, fps, labels.shape))
+                writer.write(step.frame, labels)
+            n += 1
+    return n
+
+
+def run_video(args) -> int:
+    """Segment --video from --mask (or the DAVIS sequence's first annotation)."""
+    from afb_urr.io import open_frames, read_mask, segment_stream, void_to_background
+    if not args.video:
+        raise ValueError("--video is required (or use --demo)")
+    if not args.weights:
+        raise ValueError("--weights is required: a checkpoint to segment with")
+    if not args.out and not args.overlay:
+        raise ValueError("nothing to write: give --out DIR and/or --overlay FILE.mp4")
+    source = open_frames(args.video, sequence=args.sequence)
+    mask_path = args.mask or source.default_mask
+    if mask_path is None:
+        raise ValueError(f"--mask is required: {args.video} has no first-frame annotation "
+                         f"(only DAVIS-style sequence folders come with one)")
+    mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None)
+    if args.out:
+        _check_out_dir(args.out, source)
+        os.makedirs(args.out, exist_ok=True)
+    segmenter = build_segmenter(args, args.weights)
+    steps = segment_stream(segmenter, source, first_mask=mask, first_mask_name=f"mask {mask_path}",
+                           max_frames=args.max_frames,
+                           progress=not args.no_progress,
+                           desc=os.path.basename(os.path.normpath(args.video)))
+    n = write_outputs(steps, args.out, args.overlay, source.fps or args.fps)
+    where = [f"{n} masks in {args.out}"] if args.out else []
+    where += [f"overlay {args.overlay}"] if args.overlay else []
+    print(f"segmented {n} frames: " + ", ".join(where))
+    return 0
+
+
+def jaccard(pred, truth, obj: int) -> float:
+    """IoU of label ``obj`` in two H x W label maps; 1.0 when both lack it (empty union)."""
+    a, b = pred == obj, truth == obj
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum()) / float(union)
+
+
+def run_demo(args) -> int:
+    """Segment the deterministic synthetic demo video and print its mean J."""
+    weights = args.weights or os.path.join(REPO, DEMO_WEIGHTS)
+    if not args.weights and not os.path.isfile(weights):  # a given --weights fails in load_model
+        print(f"error: demo weights not found at {weights}; train them with "
+              f"`{TRAIN_DEMO_HINT}` or pass --weights CKPT",
+              file=sys.stderr)
+        return 2
+    from afb_urr.data.synthetic import DEMO_SEED, render_video
+    from afb_urr.io import segment_stream
+    segmenter = build_segmenter(args, weights)
+    frames, truth = render_video(DEMO_SEED, num_frames=DEMO_FRAMES, size=DEMO_SIZE,
+                                 num_objects=DEMO_OBJECTS)
+    names = [f"{i:05d}" for i in range(len(frames))]
+    objects = [int(v) for v in sorted(set(truth[0].ravel().tolist())) if v != 0]
+    scores = []
+
+    def scored(steps):
+        for step in steps:
+            if step.index > 0:
+                scores.extend(jaccard(step.result.labels, truth[step.index], o) for o in objects)
+            yield step
+
+    steps = segment_stream(segmenter, list(zip(names, frames)), masks={names[0]: truth[0]},
+                           progress=not args.no_progress, desc="demo")
+    steps = scored(steps)
+    if args.out or args.overlay:
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+        write_outputs(steps, args.out, args.overlay, args.fps)
+    else:
+        for _ in steps:
+            pass
+    print(f"mean J: {sum(scores) / len(scores):.3f}")
+    return 0
+
+
+MODES = {"video": run_video, "demo": run_demo}
+
+
+def select_mode(args) -> str:
+    """Name of the MODES entry the arguments ask for."""
+    return "demo" if args.demo else "video"
+
+
+def _one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, (ValueError, OSError, TypeError)):
+        return msg
+    return f"{type(e).__name__}: {msg} (rerun with --debug for the traceback)"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return MODES[select_mode(args)](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # every failure becomes one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
