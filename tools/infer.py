@@ -5,13 +5,20 @@
   python tools/infer.py --video DAVIS/JPEGImages/480p/bike-packing --weights ckpt.pth \\
       --out results/bike-packing --overlay check.mp4
   python tools/infer.py --demo
+  python tools/infer.py --dataset davis17 --root DAVIS --split val --weights ckpt.pth --out results/
+  python tools/infer.py --dataset youtube_vos --root YouTubeVOS --split valid --weights ckpt.pth --out yt/
+  python tools/infer.py --dataset long_video --root LongVideos --weights ckpt.pth --out lv/
 
 The video is a file OpenCV reads, a folder of frames, or a DAVIS-style
 sequence folder (whose first annotation is the default --mask). One DAVIS-palette
 PNG is written per frame, named after the frame. Frames are read and written one
 at a time, so videos of any length run in bounded memory.
 
-Each mode is one function (``run_video``, ``run_demo``) registered in ``MODES``;
+With --dataset, every sequence of a dataset folder is segmented by its protocol
+(afb_urr/evaluation/protocols.py); a summary with fps and peak memory ends the run,
+and a rerun skips the sequences already finished.
+
+Each mode is one function (``run_video``, ``run_demo``, ``run_dataset``) registered in ``MODES``;
 ``select_mode`` picks it from the arguments, so further modes plug in beside them.
 """
 from __future__ import annotations
@@ -26,6 +33,9 @@ if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
 DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml
+DATASETS = ("davis17", "youtube_vos", "long_video")
+DATASET_CONFIGS = {"davis17": "davis17", "youtube_vos": "youtube_vos", "long_video": "long_video"}
+DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
 DEMO_WEIGHTS = os.path.join("weights", "demo_synthetic_resnet18.pth")  # relative to the repo root
 TRAIN_DEMO_HINT = ("python tools/train.py --config configs/train_synthetic.yaml "
                    f"--export {DEMO_WEIGHTS}")
@@ -74,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--weights", metavar="CKPT",
                    help=f"checkpoint (published format); for --demo default {DEMO_WEIGHTS}")
-    m.add_argument("--config", default=DEFAULT_CONFIG,
+    m.add_argument("--config",
                    help="YAML config (path or name in configs/); its 'inference' section sets the "
-                        "feature bank; the options below override it")
+                        f"feature bank; the options below override it (default: {DEFAULT_CONFIG}; "
+                        "with --dataset, that dataset's config: davis17, youtube_vos, long_video)")
     m.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     m.add_argument("--budget", type=int,
@@ -89,6 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "shapes, 2 objects) with the demo weights and print its mean J (IoU over "
                         "frames 1..39 and both objects) against the known masks; --out and "
                         "--overlay also work here")
+    ds = p.add_argument_group(
+        "dataset protocols",
+        "segment every sequence of a dataset folder into --out and print sequences done/skipped, "
+        "frames, fps (segmentation only) and peak memory. Resuming: a finished sequence gets a "
+        ".done marker and is skipped by a rerun; a sequence that was stopped part-way is "
+        "segmented again from its first frame (the feature bank needs the whole history).")
+    ds.add_argument("--dataset", choices=DATASETS,
+                    help="davis17: <root>/ImageSets/2017/<split>.txt, JPEGImages/<res>/<seq>, first "
+                         "masks Annotations/<res>/<seq>/<first>.png; writes <out>/<seq>/<frame>.png. "
+                         "youtube_vos: <root>/<split>/{meta.json,JPEGImages,Annotations}, objects may "
+                         "start at later frames; writes only the frames meta.json lists, at the "
+                         "original size, as <out>/Annotations/<vid>/<frame>.png plus "
+                         "<out>/submission.zip. long_video: <root>/JPEGImages/<video>, sparse "
+                         "<root>/Annotations/<video> (first frame's annotation starts it), config "
+                         "long_video (update rate 0.05); writes <out>/<video>/<frame>.png")
+    ds.add_argument("--root", metavar="DIR", help="dataset root folder for --dataset")
+    ds.add_argument("--split", help="davis17: ImageSets/2017 list (val, test-dev, train; default val); "
+                                    "youtube_vos: split folder (default valid); unused for long_video")
+    ds.add_argument("--resolution", default="480p",
+                    help="davis17: resolution folder under JPEGImages/Annotations")
     g = p.add_argument_group("other")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -111,12 +142,26 @@ def resolve_device(name: str | None):
 
 def build_segmenter(args, weights: str):
     """Load ``weights`` and wrap them in a Segmenter configured by --config, --budget, --update-rate."""
+    return build_segmenter_factory(args, weights)()
+
+
+def build_segmenter_factory(args, weights: str):
+    """Return a callable making a fresh Segmenter (one per video). The config and device are
+    checked now; the weights are loaded on the first call, once, so a rerun that only skips
+    finished sequences never loads them."""
     from afb_urr import Segmenter, load_config, load_model
-    cfg = load_config(args.config)
+    cfg = load_config(args.config or DEFAULT_CONFIG)
     device = resolve_device(args.device)
-    model = load_model(weights, device=device)
-    return Segmenter.from_config(model, cfg.inference, device=device, budget=args.budget,
-                                 update_rate=args.update_rate)
+    if not os.path.isfile(weights):
+        raise ValueError(f"checkpoint not found: {weights}")
+    model = []
+
+    def factory():
+        if not model:
+            model.append(load_model(weights, device=device))
+        return Segmenter.from_config(model[0], cfg.inference, device=device, budget=args.budget,
+                                     update_rate=args.update_rate)
+    return factory
 
 
 def _check_out_dir(out: str, source) -> None:
@@ -218,11 +263,51 @@ def run_demo(args) -> int:
     return 0
 
 
-MODES = {"video": run_video, "demo": run_demo}
+def run_dataset(args) -> int:
+    """Run the --dataset protocol over --root into --out and print its summary."""
+    import torch
+    from afb_urr.evaluation import protocols
+    if not args.root:
+        raise ValueError(f"--root is required with --dataset {args.dataset}: the dataset folder")
+    if not os.path.isdir(args.root):
+        raise ValueError(f"--root {args.root}: folder not found")
+    if not args.weights:
+        raise ValueError("--weights is required: a checkpoint to segment with")
+    if not args.out:
+        raise ValueError("--out is required with --dataset: the results folder")
+    unused = [o for o, v in (("--video", args.video), ("--sequence", args.sequence), ("--mask", args.mask),
+                             ("--overlay", args.overlay), ("--max-frames", args.max_frames)) if v]
+    if unused:
+        raise ValueError(f"{', '.join(unused)} cannot be combined with --dataset")
+    if args.split and args.dataset == "long_video":
+        raise ValueError("--split does not apply to --dataset long_video (its root has no splits)")
+    if args.config is None:
+        args.config = DATASET_CONFIGS[args.dataset]
+    split = args.split or DEFAULT_SPLITS.get(args.dataset)
+    device = resolve_device(args.device)
+    factory = build_segmenter_factory(args, args.weights)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    progress = not args.no_progress
+    os.makedirs(args.out, exist_ok=True)
+    if args.dataset == "davis17":
+        summary = protocols.run_davis(factory, args.root, split, args.out, resolution=args.resolution,
+                                      progress=progress)
+    elif args.dataset == "youtube_vos":
+        summary = protocols.run_youtube_vos(factory, args.root, split, args.out, progress=progress)
+    else:
+        summary = protocols.run_long_video(factory, args.root, args.out, progress=progress)
+    print(summary.format(device))
+    return 0
+
+
+MODES = {"video": run_video, "demo": run_demo, "dataset": run_dataset}
 
 
 def select_mode(args) -> str:
     """Name of the MODES entry the arguments ask for."""
+    if args.dataset:
+        return "dataset"
     return "demo" if args.demo else "video"
 
 
