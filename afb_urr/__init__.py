@@ -1,11 +1,34 @@
 """afb-urr: video object segmentation with an Adaptive Feature Bank and
-Uncertain-Region Refinement (AFB-URR, NeurIPS 2020)."""
-from .bank import FeatureBank
-from .checkpoint import load_model, save_checkpoint
-from .config import load_config
-from .model import AFBURR
-from .segmenter import Segmenter, StepResult
+Uncertain-Region Refinement (AFB-URR, NeurIPS 2020).
 
-__all__ = ["AFBURR", "FeatureBank", "Segmenter", "StepResult", "load_model", "save_checkpoint",
-           "load_config"]
+The top-level names are imported lazily, so that light submodules
+(``afb_urr.evaluation``, ``afb_urr.io``) do not pay for loading torch models.
+"""
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AFBURR": "afb_urr.model",
+    "FeatureBank": "afb_urr.bank",
+    "Segmenter": "afb_urr.segmenter",
+    "StepResult": "afb_urr.segmenter",
+    "load_model": "afb_urr.checkpoint",
+    "save_checkpoint": "afb_urr.checkpoint",
+    "load_config": "afb_urr.config",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'afb_urr' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
