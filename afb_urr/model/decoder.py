@@ -83,7 +83,7 @@ class Decoder(nn.Module):
         logits = self.pred2(F.relu(p))
         logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)  # 1/2
         bk, _, h, w = logits.shape
-        rough = F.softmax(logits, dim=1)[:, 1].view(bk // k, k, h, w)
+        rough = F.softmax(logits, dim=1)[:, 1].reshape(bk // k, k, h, w)
         # Published quirk: softmax across objects of probabilities (not logits).
         rough = F.softmax(rough, dim=1)
         unc = uncertainty_map(rough).repeat_interleave(k, dim=0)  # B*K x 1 x h x w
@@ -93,4 +93,4 @@ class Decoder(nn.Module):
         q = conf * self.local_pred2(F.relu(q))
         logits = logits + unc * q
         logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
-        return F.softmax(logits, dim=1)[:, 1].view(bk // k, k, 2 * h, 2 * w)
+        return F.softmax(logits, dim=1)[:, 1].reshape(bk // k, k, 2 * h, 2 * w)

@@ -1,0 +1,100 @@
+"""Build and install afb-urr.
+
+Besides the Python package this builds the compiled extension ``afb_urr._C`` (the fused
+uncertain-region refinement op, ``torch.ops.afb_urr.local_refine``) from ``csrc/``:
+
+* the CPU kernel (``csrc/*.cpp``) always;
+* the CUDA kernel (``csrc/*.cu``) when torch was built with CUDA and ``nvcc`` is found
+  (``$CUDA_HOME/bin/nvcc``, else ``nvcc`` on ``PATH``, else ``/usr/local/cuda``), or
+  unconditionally with ``FORCE_CUDA=1`` (then a missing toolkit or a compile error fails
+  the build).
+
+Environment variables:
+
+``CUDA_HOME``             CUDA toolkit to compile with.
+``FORCE_CUDA=1``          build the CUDA kernel even when the checks above say no.
+``TORCH_CUDA_ARCH_LIST``  GPU architectures, e.g. ``"8.6;9.0"``. When unset: the visible
+                          GPU's architecture, or ``"9.0"`` when no GPU is visible.
+``AFB_URR_CPU_ONLY=1``    build only the CPU kernel.
+``AFB_URR_NO_EXTENSION=1`` build no extension (``afb_urr.ops`` then uses plain PyTorch).
+``MAX_JOBS``              parallel compile jobs (ninja).
+
+Build in place for a source checkout:
+``python setup.py build_ext --inplace`` or ``pip install --no-build-isolation -e .``.
+"""
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _extensions():
+    """The extension modules and build command classes (empty when nothing is to be built)."""
+    if _flag("AFB_URR_NO_EXTENSION"):
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError:
+        print("afb-urr: torch is not importable at build time, so the compiled extension is not built "
+              "(install torch first and build with --no-build-isolation)", file=sys.stderr)
+        return [], {}
+
+    cpp_sources = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
+    cu_sources = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "csrc", "*.cu")))
+    nvcc = None
+    if cpp_extension.CUDA_HOME is not None:
+        candidate = os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
+        nvcc = candidate if os.path.exists(candidate) else None
+    with_cuda = not _flag("AFB_URR_CPU_ONLY") and (
+        _flag("FORCE_CUDA") or (torch.version.cuda is not None and nvcc is not None))
+
+    cxx_flags = ["-O3"]
+    link_flags = []
+    if not sys.platform.startswith("win"):
+        # The kernels never rely on floating-point traps; without them GCC can vectorise the
+        # branch-free selects of the running sums (results are unchanged).
+        cxx_flags.append("-fno-trapping-math")
+    if sys.platform.startswith("linux"):
+        # at::parallel_for is an inline OpenMP region in torch's headers: without -fopenmp the
+        # CPU kernel would run on one thread. libgomp resolves to the copy torch already loaded.
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
+    macros = []
+    if with_cuda:
+        macros.append(("AFB_URR_WITH_CUDA", None))
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+            if not torch.cuda.is_available():
+                os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
+        extension = cpp_extension.CUDAExtension(
+            "afb_urr._C", cpp_sources + cu_sources, define_macros=macros,
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]}, extra_link_args=link_flags)
+    else:
+        extension = cpp_extension.CppExtension(
+            "afb_urr._C", cpp_sources, define_macros=macros,
+            extra_compile_args={"cxx": cxx_flags}, extra_link_args=link_flags)
+    print(f"afb-urr: building afb_urr._C with the CPU kernel{' and the CUDA kernel' if with_cuda else ''}"
+          + (f" (TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', 'auto')})" if with_cuda else ""),
+          file=sys.stderr)
+    return [extension], {"build_ext": cpp_extension.BuildExtension}
+
+
+ext_modules, cmdclass = _extensions()
+
+setup(
+    name="afb-urr",
+    version="0.1.0",
+    description="Video object segmentation with an Adaptive Feature Bank and Uncertain-Region Refinement",
+    packages=find_packages(include=["afb_urr", "afb_urr.*"]),
+    python_requires=">=3.10",
+    install_requires=["torch", "torchvision", "numpy", "opencv-python", "pillow", "pyyaml", "tqdm"],
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+)
