@@ -1,0 +1,50 @@
+"""Training loss as published: cross-entropy over objects + 0.5 x uncertainty loss."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..model.decoder import uncertainty_map
+
+
+def uncertainty_loss(probs: torch.Tensor) -> torch.Tensor:
+    """Mean over frames of ||U||_2 / sqrt(HW).
+
+    probs: B x K x H x W per-object probabilities s (un-clamped, from
+    ``segment(..., return_probs=True)``). U is computed from softmax over the
+    objects of s (published quirk: a softmax of probabilities).
+    """
+    if probs.dim() != 4:
+        raise ValueError(f"probs must be B x K x H x W, got shape {tuple(probs.shape)}")
+    if probs.shape[1] < 2:
+        raise ValueError(f"the uncertainty loss needs K >= 2 objects (background included), "
+                         f"got K = {probs.shape[1]}")
+    b, _, h, w = probs.shape
+    u = uncertainty_map(F.softmax(probs, dim=1))  # B x 1 x H x W
+    return (u.reshape(b, -1).norm(dim=1) / math.sqrt(h * w)).mean()
+
+
+def vos_loss(logits: torch.Tensor, probs: torch.Tensor, masks: torch.Tensor,
+             uncertainty_weight: float = 0.5):
+    """Published training loss of one clip.
+
+    logits: B x K x H x W (log(s/(1-s)) from ``segment``); probs: B x K x H x W
+    (s); masks: B x K x H x W one-hot ground truth (background first) or
+    B x H x W integer labels 0..K-1.
+    Returns (loss, cross-entropy, uncertainty loss), scalars.
+    """
+    if masks.dim() == 4:
+        if masks.shape != logits.shape:
+            raise ValueError(f"one-hot masks {tuple(masks.shape)} do not match logits "
+                             f"{tuple(logits.shape)}")
+        target = masks.argmax(dim=1)
+    elif masks.dim() == 3:
+        target = masks.long()
+    else:
+        raise ValueError(f"masks must be B x K x H x W one-hot or B x H x W labels, "
+                         f"got shape {tuple(masks.shape)}")
+    ce = F.cross_entropy(logits.float(), target)
+    unc = uncertainty_loss(probs.float())
+    return ce + uncertainty_weight * unc, ce, unc

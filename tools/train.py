@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Train AFB-URR from a config.
+
+  python tools/train.py --config configs/train_synthetic.yaml
+  python tools/train.py --config configs/train_davis17.yaml --init runs/stage0/latest.pth
+  python tools/train.py --config configs/train_davis17.yaml --resume runs/davis17/latest.pth
+  torchrun --nproc_per_node 4 tools/train.py --config configs/train_youtube_vos.yaml
+
+One clip per step per process: frame 0 is memorised with its ground truth,
+the other frames are segmented against it in one batch; loss = cross-entropy
++ 0.5 x uncertainty loss. Writes ``latest.pth`` (resumable, published
+checkpoint format), ``epoch_NNNN.pth`` every ``train.save_every`` epochs,
+``log.csv`` (step, epoch, loss, ce, uncertainty, lr, clips/s), ``val.csv``
+(J&F on held-out videos) and TensorBoard events when tensorboard is
+installed, all under ``train.output_dir``.
+
+Under ``torchrun`` (several processes, one or more nodes) it trains with
+DistributedDataParallel: NCCL on CUDA, gloo on CPU; rank 0 logs and writes
+checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train AFB-URR (semi-supervised video object segmentation) from a YAML config.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", required=True, metavar="YAML",
+                   help="training config (configs/train_*.yaml, or a bare name such as train_synthetic)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", metavar="CKPT",
+                       help="continue a run exactly (weights, optimiser, scheduler, RNG, step) from a "
+                            "checkpoint this script wrote")
+    start.add_argument("--init", metavar="CKPT",
+                       help="start from these weights (any published-format checkpoint) with a fresh "
+                            "optimiser, e.g. a stage-0 checkpoint for DAVIS fine-tuning")
+    p.add_argument("--output-dir", metavar="DIR", help="override train.output_dir")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop after the step that crosses MIN minutes of training (a checkpoint is "
+                        "written and validation runs)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="override train.max_steps")
+    p.add_argument("--export", metavar="PTH",
+                   help="at the end also write fp16 weights only (e.g. weights/demo_synthetic_resnet18.pth)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-validate", action="store_true", help="skip J&F validation")
+    p.add_argument("--validate-first", action="store_true",
+                   help="also measure J&F before the first step (the untrained score), into val.csv")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from afb_urr.training.config import load_train_config, train_sections
+    from afb_urr.training.trainer import Trainer
+
+    try:
+        cfg = load_train_config(args.config)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tc, dc, vc = train_sections(cfg)
+    cfg.extra.update(train=tc, data=dc, val=vc)
+    if args.output_dir:
+        tc.output_dir = args.output_dir
+    if args.max_steps is not None:
+        tc.max_steps = args.max_steps
+    if args.no_validate:
+        vc.videos = 0
+    try:
+        trainer = Trainer(cfg, resume=args.resume, init=args.init, device=args.device,
+                          time_limit=args.time_limit, progress=not args.no_progress)
+    except (RuntimeError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.validate_first:
+            trainer.validate()
+        trainer.fit()
+        if args.export:
+            trainer.export(args.export, half=True)
+            trainer.log(f"exported fp16 weights to {args.export}")
+    finally:
+        trainer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
