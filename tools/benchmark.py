@@ -27,6 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
+from afb_urr.cli import HelpFormatter  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 CHECKPOINTS = (100, 500, 1000, 2000)
@@ -115,21 +117,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows an option's default only where it has one worth showing."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
-        if not hidden and "%(default)" not in text:
-            text += " (default: %(default)s)"
-        return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Segmenter fps and peak memory over a long procedural video (2 objects).",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--backbone", default=None, choices=("resnet18", "resnet34", "resnet50", "resnet101"),
                    help="trunk of the randomly initialised model (default resnet18 on CPU, "
                         "resnet50 on CUDA); ignored with --weights")

@@ -32,6 +32,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO)
 
+from afb_urr.cli import HelpFormatter  # noqa: E402
+
 DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml
 DATASETS = ("davis17", "youtube_vos", "long_video")
 DATASET_CONFIGS = {"davis17": "davis17", "youtube_vos": "youtube_vos", "long_video": "long_video"}
@@ -44,22 +46,11 @@ DEMO_FRAMES = 40
 DEMO_OBJECTS = 2
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Shows an option's default only where it has one worth showing."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
-        if not hidden and "%(default)" not in text:
-            text += " (default: %(default)s)"
-        return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Semi-supervised video object segmentation with AFB-URR: give the first "
                     "frame's label map, get one for every frame.",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     io = p.add_argument_group("input / output")
     io.add_argument("--video", metavar="PATH",
                     help="video file (anything OpenCV reads), folder of frames (jpg/png/bmp/webp, "
