@@ -31,6 +31,7 @@ interpolation and fill 0 = background).
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -350,7 +351,7 @@ def collate_clip(batch: list[dict]) -> dict:
 
 # ----------------------------------------------------------------- datasets
 
-class ClipDataset(torch.utils.data.Dataset):
+class ClipDataset(torch.utils.data.Dataset, abc.ABC):
     """Map-style dataset of training clips over a list of videos.
 
     ``dataset[i]`` draws a clip from video ``i % num_videos`` with a generator
@@ -373,11 +374,13 @@ class ClipDataset(torch.utils.data.Dataset):
         self.repeat = int(repeat)
 
     # Subclasses: the videos.
+    @abc.abstractmethod
     def num_videos(self) -> int:
-        raise NotImplementedError
+        """Number of distinct videos."""
 
+    @abc.abstractmethod
     def video(self, v: int) -> VideoSource:
-        raise NotImplementedError
+        """Video ``v`` (0 <= v < num_videos())."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
