@@ -3,7 +3,8 @@
 Step: memorise frame 0 with its ground-truth one-hot masks into a fresh
 feature bank (no bank updates during training), segment frames 1..T-1 in one
 batch against it, loss = cross-entropy + 0.5 x uncertainty loss. AdamW,
-StepLR per epoch, BatchNorm frozen, optional autocast on CUDA, gradient
+StepLR per epoch, BatchNorm frozen (``train.batchnorm``; see
+:mod:`afb_urr.training.batchnorm`), optional autocast on CUDA, gradient
 accumulation, DistributedDataParallel under ``torchrun``.
 
 Checkpoints are published-format dicts (``epoch``, ``model``, ``optimizer``,
@@ -550,7 +551,7 @@ class Trainer:
                         window_t, window_clips, sums, sum_n = now, 0, torch.zeros(3), 0
                     if bar is not None:
                         bar.update(1)
-                    if tc.checkpoint_steps and self.step % tc.checkpoint_steps == 0:
+                    if tc.checkpoint_steps and self.step % tc.checkpoint_steps == 0 and not last:
                         self.save(self.latest_path)
                     if last:
                         self.save(self.latest_path)
