@@ -122,13 +122,13 @@ __global__ void __launch_bounds__(kThreads, 4) forward_kernel(const scalar_t* __
                                                            scalar_t* __restrict__ avg, scalar_t* __restrict__ mx,
                                                            int C, int H, int W, int r, int channels_per_block,
                                                            acc_t kk_eps) {
-  extern __shared__ unsigned char shared_raw[];
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   acc_t* wt = reinterpret_cast<acc_t*>(shared_raw);
   const int side = halo_side(r);
   acc_t* pt = wt + side * side;
   acc_t* hs = pt + side * side;
 
-  const int groups = (C + channels_per_block - 1) / channels_per_block;
+  const int groups = max(1, (C + channels_per_block - 1) / channels_per_block);  // C == 0: one group (max only)
   const int n = blockIdx.z / groups;
   const int group = blockIdx.z - n * groups;
   const int c0 = group * channels_per_block;
@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(kThreads) backward_prepare_kernel(const scalar
                                                                     acc_t* __restrict__ inv_den,
                                                                     int32_t* __restrict__ argmax, int H, int W,
                                                                     int r, acc_t kk_eps) {
-  extern __shared__ unsigned char shared_raw[];
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   acc_t* wt = reinterpret_cast<acc_t*>(shared_raw);
   const int side = halo_side(r);
   acc_t* hs = wt + side * side;
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, 4) backward_main_kernel(
     const scalar_t* __restrict__ grad_avg, const scalar_t* __restrict__ feat, const scalar_t* __restrict__ weight,
     const acc_t* __restrict__ inv_den, scalar_t* __restrict__ grad_feat, acc_t* __restrict__ partial, int C, int H,
     int W, int r, int channels_per_block) {
-  extern __shared__ unsigned char shared_raw[];
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   acc_t* it = reinterpret_cast<acc_t*>(shared_raw);
   const int side = halo_side(r);
   acc_t* pt = it + side * side;
@@ -311,7 +311,7 @@ __global__ void __launch_bounds__(kThreads) backward_finish_kernel(const acc_t* 
                                                                    const int32_t* __restrict__ argmax,
                                                                    scalar_t* __restrict__ grad_weight, int groups,
                                                                    int H, int W, int r) {
-  extern __shared__ unsigned char shared_raw[];
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   acc_t* gt = reinterpret_cast<acc_t*>(shared_raw);
   const int side = halo_side(r);
   acc_t* hs = gt + side * side;
@@ -391,7 +391,10 @@ std::tuple<at::Tensor, at::Tensor> local_refine_cuda(const at::Tensor& feat, con
   at::Tensor mx = at::empty(w.sizes(), w.options());
   const int64_t N = f.size(0), C = f.size(1), H = f.size(2), W = f.size(3);
   if (N * H * W == 0) return {avg, mx};
-  const int r = static_cast<int>(kernel_size / 2);
+  // A radius beyond the image changes no window (they are clipped to the image): clamping it
+  // keeps the shared tiles small and the int cast exact; kk_eps still uses kernel_size.
+  const int r = static_cast<int>(std::min<int64_t>(kernel_size / 2, std::max(H, W) - 1));
+  TORCH_CHECK(C <= INT32_MAX, "local_refine (CUDA): too many channels (C=", C, ")");
   const int64_t tiles_x = ceil_div(W, kTileW), tiles_y = ceil_div(H, kTileH);
   TORCH_CHECK(tiles_y <= 65535, "local_refine (CUDA): H=", H, " is too large");
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -406,7 +409,7 @@ std::tuple<at::Tensor, at::Tensor> local_refine_cuda(const at::Tensor& feat, con
     const dim3 grid(static_cast<unsigned>(tiles_x), static_cast<unsigned>(tiles_y),
                     static_cast<unsigned>(N * groups));
     const dim3 block(kTileW, kBlockY);
-    const acc_t kk_eps = static_cast<acc_t>(static_cast<double>(kernel_size * kernel_size) * eps);
+    const acc_t kk_eps = static_cast<acc_t>(static_cast<double>(kernel_size) * static_cast<double>(kernel_size) * eps);
     kernel<<<grid, block, smem, stream>>>(f.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
                                           avg.mutable_data_ptr<scalar_t>(), mx.mutable_data_ptr<scalar_t>(),
                                           static_cast<int>(C), static_cast<int>(H), static_cast<int>(W), r, cpb,
@@ -433,7 +436,10 @@ std::tuple<at::Tensor, at::Tensor> local_refine_backward_cuda(const at::Tensor& 
   at::Tensor gw = at::empty(w.sizes(), w.options());
   const int64_t N = f.size(0), C = f.size(1), H = f.size(2), W = f.size(3);
   if (N * H * W == 0) return {gf, gw};
-  const int r = static_cast<int>(kernel_size / 2);
+  // A radius beyond the image changes no window (they are clipped to the image): clamping it
+  // keeps the shared tiles small and the int cast exact; kk_eps still uses kernel_size.
+  const int r = static_cast<int>(std::min<int64_t>(kernel_size / 2, std::max(H, W) - 1));
+  TORCH_CHECK(C <= INT32_MAX, "local_refine (CUDA): too many channels (C=", C, ")");
   const int64_t plane = H * W;
   const int64_t tiles_x = ceil_div(W, kTileW), tiles_y = ceil_div(H, kTileH);
   TORCH_CHECK(tiles_y <= 65535, "local_refine_backward (CUDA): H=", H, " is too large");
@@ -447,7 +453,7 @@ std::tuple<at::Tensor, at::Tensor> local_refine_backward_cuda(const at::Tensor& 
     at::Tensor inv_den = at::empty({N, H, W}, acc_options);
     at::Tensor gden = at::empty({N, H, W}, acc_options);
     at::Tensor argmax = at::empty({N, H, W}, f.options().dtype(at::kInt));
-    const acc_t kk_eps = static_cast<acc_t>(static_cast<double>(kernel_size * kernel_size) * eps);
+    const acc_t kk_eps = static_cast<acc_t>(static_cast<double>(kernel_size) * static_cast<double>(kernel_size) * eps);
     const dim3 grid_n(static_cast<unsigned>(tiles_x), static_cast<unsigned>(tiles_y), static_cast<unsigned>(N));
 
     auto prepare = backward_prepare_kernel<scalar_t, acc_t>;

@@ -157,6 +157,21 @@ def test_demo_prints_mean_j_of_its_outputs(checkpoint, tmp_path, monkeypatch, ca
     assert float(m.group(1)) == pytest.approx(np.mean(scores), abs=6e-4)
 
 
+def test_committed_demo_weights_segment_the_demo(monkeypatch, capsys):
+    # The README's first command: the committed fp16 demo checkpoint, found without
+    # --weights, segments the first frames of the demo video well above chance
+    # (a frame-0-only model or one with broken weights scores near 0).
+    path = os.path.join(ROOT, infer.DEMO_WEIGHTS)
+    assert os.path.isfile(path), f"{path} is missing: the demo checkpoint must be committed"
+    assert os.path.getsize(path) <= 25 * 2 ** 20
+    monkeypatch.setattr(infer, "DEMO_FRAMES", 6)
+    rc, out, err = _run(["--demo"], capsys)
+    assert rc == 0, err
+    m = re.search(r"^mean J: (\d\.\d{3})$", out, re.M)
+    assert m, out
+    assert float(m.group(1)) > 0.5, out
+
+
 def test_jaccard():
     a = np.array([[1, 1, 0, 2]])
     b = np.array([[1, 0, 0, 2]])

@@ -164,6 +164,32 @@ def test_one_step_lowers_loss_on_fixed_batch(tmp_path):
     assert after < before - 1e-3, (before, after)
 
 
+def test_warmup_scales_the_learning_rate_of_the_first_steps(tmp_path):
+    # Step 1 of 4 warm-up steps at lr 1e-3 moves the weights exactly as a step at
+    # lr 2.5e-4 without warm-up (AdamW: update and decay both scale with lr);
+    # the scheduler's rate is left as it was.
+    def one_step(lr, warmup, sub):
+        torch.manual_seed(0)
+        sample = ToyClips(1)[0]
+        tr = Trainer(_cfg(tmp_path / sub, lr=lr, warmup_steps=warmup), train_set=ToyClips(2), val_videos=[],
+                     device="cpu", progress=False)
+        try:
+            start = _params(tr.model).clone()
+            assert [tr.lr_factor(i) for i in range(5)] == ([0.25, 0.5, 0.75, 1.0, 1.0] if warmup else [1.0] * 5)
+            tr.train_clip(sample)
+            tr.optimizer_step()
+            assert tr.optimizer.param_groups[0]["lr"] == lr
+            return start, _params(tr.model)
+        finally:
+            tr.close()
+
+    start_a, warm = one_step(1e-3, 4, "a")
+    start_b, plain = one_step(2.5e-4, 0, "b")
+    assert torch.equal(start_a, start_b)
+    assert not torch.equal(warm, start_a)
+    torch.testing.assert_close(warm, plain, rtol=1e-5, atol=1e-8)
+
+
 def _params(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -176,7 +202,7 @@ def test_resume_reproduces_next_step_exactly(tmp_path):
     # 3 clips per epoch, 2 per optimiser step (the last step of an epoch takes 1).
     # The checkpoint after step 1 is mid-epoch; the resumed run then does step 2
     # (end of epoch 1, StepLR decay) and step 3 (epoch 2).
-    full = Trainer(_cfg(tmp_path / "a", checkpoint_steps=1, accumulate=2, max_steps=3),
+    full = Trainer(_cfg(tmp_path / "a", checkpoint_steps=1, accumulate=2, max_steps=3, warmup_steps=3),
                    train_set=ToyClips(3), val_videos=[], device="cpu", progress=False)
     saved = {}
 
@@ -189,7 +215,8 @@ def test_resume_reproduces_next_step_exactly(tmp_path):
     full.on_step = keep
     full.fit()
     full.close()
-    resumed = Trainer(_cfg(tmp_path / "b", accumulate=2, max_steps=3), train_set=ToyClips(3), val_videos=[],
+    resumed = Trainer(_cfg(tmp_path / "b", accumulate=2, max_steps=3, warmup_steps=3), train_set=ToyClips(3),
+                      val_videos=[],
                       resume=str(tmp_path / "step1.pth"), device="cpu", progress=False)
     assert (resumed.step, resumed.epoch, resumed.batch) == (1, 0, 2)
     assert torch.equal(_state(resumed.model), saved[1])

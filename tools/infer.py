@@ -41,7 +41,7 @@ DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
 DEMO_WEIGHTS = os.path.join("weights", "demo_synthetic_resnet18.pth")  # relative to the repo root
 TRAIN_DEMO_HINT = ("python tools/train.py --config configs/train_synthetic.yaml "
                    f"--export {DEMO_WEIGHTS}")
-DEMO_SIZE = (240, 432)
+DEMO_SIZE = (120, 216)  # the size the demo weights were trained at (configs/train_synthetic.yaml)
 DEMO_FRAMES = 40
 DEMO_OBJECTS = 2
 

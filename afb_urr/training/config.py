@@ -31,6 +31,7 @@ class TrainConfig:
     accumulate: int = 1               # clips per optimiser step (gradient accumulation)
     amp: str = "none"                 # autocast on CUDA: none | bf16 | fp16 (fp16 uses a GradScaler)
     clip_grad: float = 0.0            # max gradient norm; 0 = off (published: off)
+    warmup_steps: int = 0             # linear learning-rate warm-up over the first N steps; 0 = off (published: off)
     batchnorm: str = "frozen"         # frozen (published) | train | track: see afb_urr.training.batchnorm
     pretrained: bool = True           # ImageNet trunks (torchvision) when not starting from --init/--resume
     bn_init_clips: int = 0            # from scratch: BatchNorm statistics averaged over this many clips first
@@ -55,7 +56,7 @@ class TrainConfig:
         if self.batchnorm not in BN_MODES:
             raise ValueError(f"train.batchnorm must be one of {BN_MODES}, got {self.batchnorm!r}")
         for name in ("max_steps", "checkpoint_steps", "bn_init_clips",
-                     "num_workers"):
+                     "num_workers", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
 

@@ -450,10 +450,24 @@ class Trainer:
         if self.tc.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_grad)
+        factor = self.lr_factor()
+        groups = self.optimizer.param_groups
+        base = [g["lr"] for g in groups]
+        for g in groups:  # the warm-up scales the scheduler's rate for this step only
+            g["lr"] *= factor
         self.scaler.step(self.optimizer)
+        for g, lr in zip(groups, base):
+            g["lr"] = lr
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+
+    def lr_factor(self, step: int | None = None) -> float:
+        """Warm-up factor of optimiser step ``step`` (default: the next one): (step+1)/N
+        for the first ``train.warmup_steps`` = N steps, then 1."""
+        step = self.step if step is None else step
+        n = self.tc.warmup_steps
+        return min(1.0, (step + 1) / n) if n > 0 else 1.0
 
     def validate(self) -> Scores | None:
         """J&F on the validation videos (rank 0; the others wait). None without videos."""
@@ -536,7 +550,7 @@ class Trainer:
                         row = {"step": self.step, "epoch": self.epoch + self.batch / n_batches,
                                "loss": f"{mean[0]:.5f}", "ce": f"{mean[1]:.5f}",
                                "uncertainty": f"{mean[2]:.5f}",
-                               "lr": f"{self.optimizer.param_groups[0]['lr']:.3g}",
+                               "lr": f"{self.optimizer.param_groups[0]['lr'] * self.lr_factor(self.step - 1):.3g}",
                                "clips_per_s": f"{rate:.3f}"}
                         row["epoch"] = f"{row['epoch']:.3f}"
                         self.history.append({k: float(v) for k, v in row.items()})
