@@ -4,8 +4,9 @@ Besides the Python package this builds the compiled extension ``afb_urr._C`` (th
 uncertain-region refinement op, ``torch.ops.afb_urr.local_refine``) from ``csrc/``:
 
 * the CPU kernel (``csrc/*.cpp``) always;
-* the CUDA kernel (``csrc/*.cu``) when torch was built with CUDA and ``nvcc`` is found
-  (``$CUDA_HOME/bin/nvcc``, else ``nvcc`` on ``PATH``, else ``/usr/local/cuda``), or
+* the CUDA kernel (``csrc/*.cu``) when torch was built with CUDA and a CUDA toolkit is
+  found (``$CUDA_HOME``, else the parent of ``nvcc`` on ``PATH``, else ``/usr/local/cuda``)
+  that has both ``bin/nvcc`` and the CUDA runtime library, or
   unconditionally with ``FORCE_CUDA=1`` (then a missing toolkit or a compile error fails
   the build).
 
@@ -35,6 +36,13 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _has_cudart(home: str) -> bool:
+    """Whether the toolkit at ``home`` has the CUDA runtime library the extension links."""
+    patterns = ("lib64/libcudart.so*", "lib/libcudart.so*", "targets/*/lib/libcudart.so*",
+                "lib/x64/cudart.lib", "lib64/libcudart_static.a")
+    return any(glob.glob(os.path.join(home, p)) for p in patterns)
+
+
 def _extensions():
     """The extension modules and build command classes (empty when nothing is to be built)."""
     if _flag("AFB_URR_NO_EXTENSION"):
@@ -49,12 +57,19 @@ def _extensions():
 
     cpp_sources = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "csrc", "*.cpp")))
     cu_sources = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "csrc", "*.cu")))
-    nvcc = None
-    if cpp_extension.CUDA_HOME is not None:
-        candidate = os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
-        nvcc = candidate if os.path.exists(candidate) else None
+    home = cpp_extension.CUDA_HOME
+    nvcc = os.path.join(home, "bin", "nvcc") if home is not None else None
+    nvcc = nvcc if nvcc is not None and os.path.exists(nvcc) else None
+    usable = nvcc is not None and _has_cudart(home)
     with_cuda = not _flag("AFB_URR_CPU_ONLY") and (
-        _flag("FORCE_CUDA") or (torch.version.cuda is not None and nvcc is not None))
+        _flag("FORCE_CUDA") or (torch.version.cuda is not None and usable))
+    if (not with_cuda and nvcc is not None and torch.version.cuda is not None
+            and not _flag("AFB_URR_CPU_ONLY")):
+        # e.g. an nvcc wrapper on PATH makes torch guess CUDA_HOME=/usr/local, whose lib64 has
+        # no CUDA runtime: linking would fail, so build the CPU kernel and say how to get both.
+        print(f"afb-urr: {home} has nvcc but no CUDA runtime library (lib64/libcudart.so); building "
+              "the CPU kernel only. Set CUDA_HOME to the toolkit (e.g. /usr/local/cuda) for the "
+              "CUDA kernel.", file=sys.stderr)
 
     cxx_flags = ["-O3"]
     link_flags = []
