@@ -139,6 +139,28 @@ def _validate(feat: torch.Tensor, weight: torch.Tensor, kernel_size: int, eps: f
         raise ValueError(f"local_refine: eps must be finite and >= 0, got {eps!r}")
 
 
+# The CUDA kernel's block: a 32 x 32 output tile, staged with a halo of the window
+# radius r in shared memory (csrc/local_refine_cuda.cu, shared_bytes): two staged
+# (32 + 2r)^2 tiles plus a 32-wide row-sum buffer, in the accumulation type.
+_CUDA_TILE = 32
+_CUDA_MAX_GRID_YZ = 65535
+
+
+def cuda_kernel_fits(feat: torch.Tensor, kernel_size: int) -> bool:
+    """Whether the CUDA kernel can run this input: the window's shared-memory tile fits
+    the device (large k does not) and the grid is within limits (N <= 65535 objects,
+    H <= 65535 * 32). :func:`local_refine` uses plain PyTorch for the rest."""
+    n, _, h, w = feat.shape
+    if n > _CUDA_MAX_GRID_YZ or -(-h // _CUDA_TILE) > _CUDA_MAX_GRID_YZ:
+        return False
+    r = min(int(kernel_size) // 2, max(h, w, 1) - 1)
+    side = _CUDA_TILE + 2 * r
+    acc_bytes = 8 if feat.dtype == torch.float64 else 4
+    props = torch.cuda.get_device_properties(feat.device)
+    limit = getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024
+    return (2 * side * side + _CUDA_TILE * side) * acc_bytes <= limit
+
+
 def local_refine(feat: torch.Tensor, weight: torch.Tensor, kernel_size: int = 7,
                  eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted local average and local max of ``weight`` (see the module docstring).
@@ -148,7 +170,8 @@ def local_refine(feat: torch.Tensor, weight: torch.Tensor, kernel_size: int = 7,
     N x C x H x W, local max N x 1 x H x W). Differentiable in feat and weight.
     """
     _validate(feat, weight, kernel_size, eps)
-    if backend(feat.device) == "torch":
+    live = backend(feat.device)
+    if live == "torch" or (live == "cuda" and not cuda_kernel_fits(feat, kernel_size)):
         return local_refine_reference(feat, weight, kernel_size, eps)
     dtype = torch.promote_types(feat.dtype, weight.dtype)
     return torch.ops.afb_urr.local_refine(feat.to(dtype), weight.to(dtype), int(kernel_size), float(eps))

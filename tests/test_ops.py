@@ -427,3 +427,16 @@ def test_cuda_decoder_same_output_on_either_backend():
         with ops.use_backend("torch"):
             ref = dec(*args, k)
     torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-6)
+
+
+@needs_cuda
+def test_cuda_window_too_large_for_shared_memory_uses_the_reference():
+    # fp64, 151 x 151 window on a 200 x 200 image: the staged tiles need ~576 KB of
+    # shared memory, more than any GPU has, so local_refine falls back to PyTorch.
+    feat, weight = _inputs(1, 2, 200, 200, torch.float64, seed=5, device="cuda")
+    assert ops.cuda_kernel_fits(feat, 7)
+    assert not ops.cuda_kernel_fits(feat, 151)
+    avg, local_max = ops.local_refine(feat, weight, 151)
+    truth_avg, truth_max = ops.local_refine_reference(feat, weight, 151)
+    _close(avg, truth_avg, 1e-12)
+    assert torch.equal(local_max, truth_max)

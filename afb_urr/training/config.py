@@ -34,6 +34,7 @@ class TrainConfig:
     warmup_steps: int = 0             # linear learning-rate warm-up over the first N steps; 0 = off (published: off)
     batchnorm: str = "frozen"         # frozen (published) | train | track: see afb_urr.training.batchnorm
     pretrained: bool = True           # ImageNet trunks (torchvision) when not starting from --init/--resume
+    same_trunk_init: bool = False     # from scratch: memory trunk starts as a copy of the query trunk (as ImageNet init gives)
     bn_init_clips: int = 0            # from scratch: BatchNorm statistics averaged over this many clips first
     decoder_init_std: float = 0.0     # from scratch: rescale decoder convs to unit output std, logits to this; 0 = off
     max_steps: int = 0                # stop after this many optimiser steps; 0 = run all epochs

@@ -200,6 +200,26 @@ def normalise_decoder(step: ClipStep, sample: dict, device, output_std: float = 
     return scales
 
 
+@torch.no_grad()
+def copy_query_trunk(model: AFBURR) -> int:
+    """Give the memory encoder's trunk (stem, res2..res4) the query encoder's weights.
+
+    ImageNet initialisation starts both trunks from the same weights, so that
+    memory and query keys of the same content match from the first step. Two
+    independent random trunks give unrelated keys that the network must first
+    learn to align; starting from one random trunk copied into both keeps the
+    published starting point's symmetry when training from scratch. The mask
+    convs (``conv1_m``, ``conv1_o``) keep their own random init. Returns the
+    number of tensors copied.
+    """
+    src = model.encoder_q.state_dict()
+    dst = model.encoder_m.state_dict()
+    shared = [k for k in src if k in dst and k not in ("mean", "std")]
+    for k in shared:
+        dst[k].copy_(src[k])
+    return len(shared)
+
+
 def load_weights(model: AFBURR, path: str) -> None:
     """Load a checkpoint's weights (any published-format file) into ``model``, strictly."""
     state, _ = read_state_dict(path)
@@ -341,7 +361,10 @@ class Trainer:
             print(msg, file=sys.stderr, flush=True)
 
     def _from_scratch_init(self) -> None:
-        """Optional data-dependent init for untrained trunks (off in the published configs)."""
+        """Optional init for untrained trunks (off in the published configs)."""
+        if self.tc.same_trunk_init and not self.tc.pretrained:
+            n = copy_query_trunk(self.model)
+            self.log(f"memory trunk initialised as a copy of the query trunk ({n} tensors)")
         if self.tc.bn_init_clips > 0 and self.tc.batchnorm != "train":
             clips = SeededClips(self.train_set.inner, self.tc.seed + 17)
             n = min(self.tc.bn_init_clips, len(clips))
