@@ -35,8 +35,6 @@ class TrainConfig:
     batchnorm: str = "frozen"         # frozen (published) | train | track: see afb_urr.training.batchnorm
     pretrained: bool = True           # ImageNet trunks (torchvision) when not starting from --init/--resume
     same_trunk_init: bool = False     # from scratch: memory trunk starts as a copy of the query trunk (as ImageNet init gives)
-    mask_conv_init_scale: float = 1.0 # from scratch: scale of the random conv1_m / conv1_o init (published: 1)
-    key_init_std: float = 0.0         # from scratch: rescale the key conv so keys have this std; 0 = off
     bn_init_clips: int = 0            # from scratch: BatchNorm statistics averaged over this many clips first
     decoder_init_std: float = 0.0     # from scratch: rescale decoder convs to unit output std, logits to this; 0 = off
     max_steps: int = 0                # stop after this many optimiser steps; 0 = run all epochs
@@ -54,8 +52,8 @@ class TrainConfig:
         for name in ("epochs", "lr_step", "accumulate", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.mask_conv_init_scale < 0 or self.key_init_std < 0 or self.decoder_init_std < 0:
-            raise ValueError("train.mask_conv_init_scale, key_init_std and decoder_init_std must be >= 0")
+        if self.decoder_init_std < 0:
+            raise ValueError(f"train.decoder_init_std must be >= 0, got {self.decoder_init_std}")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.batchnorm not in BN_MODES:

@@ -31,7 +31,6 @@ from ..bank import FeatureBank
 from ..checkpoint import CheckpointError, infer_backbone, read_state_dict, save_checkpoint
 from ..config import Config
 from ..model import AFBURR
-from ..model.network import pad_to_multiple
 from . import distributed as D
 from .batchnorm import calibrate, set_train_mode, stop_tracking, tracking_without_grad
 from .config import TrainConfig, ValConfig, train_sections
@@ -221,26 +220,6 @@ def copy_query_trunk(model: AFBURR) -> int:
     return len(shared)
 
 
-@torch.no_grad()
-def normalise_keys(model: AFBURR, sample: dict, device, key_std: float = 1.0) -> float:
-    """Data-dependent init of the key conv for a network trained from scratch.
-
-    Scales ``keyval_r4.Key`` so that the keys of the query frames of ``sample``
-    have std ``key_std``. The read-out's attention logits are key products over
-    sqrt(Ck): tiny random keys give a near-uniform attention that reads the mean
-    of the bank, which carries no position, and the decoder then learns to
-    ignore the memory. Keys of unit scale make the attention follow appearance
-    from the first step. Returns the factor applied.
-    """
-    frames, _ = check_clip(sample)
-    padded, _ = pad_to_multiple(frames[1:].to(device))
-    keys, _ = model.keyval_r4(model.encoder_q(padded)[0])
-    scale = key_std / max(keys.float().std().item(), 1e-12)
-    model.keyval_r4.Key.weight.mul_(scale)
-    model.keyval_r4.Key.bias.mul_(scale)
-    return scale
-
-
 def load_weights(model: AFBURR, path: str) -> None:
     """Load a checkpoint's weights (any published-format file) into ``model``, strictly."""
     state, _ = read_state_dict(path)
@@ -386,10 +365,6 @@ class Trainer:
         if self.tc.same_trunk_init and not self.tc.pretrained:
             n = copy_query_trunk(self.model)
             self.log(f"memory trunk initialised as a copy of the query trunk ({n} tensors)")
-        if self.tc.mask_conv_init_scale != 1.0:
-            with torch.no_grad():
-                for conv in (self.model.encoder_m.conv1_m, self.model.encoder_m.conv1_o):
-                    conv.weight.mul_(self.tc.mask_conv_init_scale)
         if self.tc.bn_init_clips > 0 and self.tc.batchnorm != "train":
             clips = SeededClips(self.train_set.inner, self.tc.seed + 17)
             n = min(self.tc.bn_init_clips, len(clips))
@@ -401,11 +376,6 @@ class Trainer:
             with torch.no_grad():
                 used = calibrate(self.model, run, range(n))
             self.log(f"BatchNorm statistics averaged over {used} clips")
-        if self.tc.key_init_std > 0:
-            sample = SeededClips(self.train_set.inner, self.tc.seed + 19)[0]
-            set_train_mode(self.model, self.tc.batchnorm)
-            scale = normalise_keys(self.model, sample, self.device, self.tc.key_init_std)
-            self.log(f"key conv rescaled by {scale:.3g} to key std {self.tc.key_init_std}")
         if self.tc.decoder_init_std > 0:
             sample = SeededClips(self.train_set.inner, self.tc.seed + 18)[0]
             set_train_mode(self.model, self.tc.batchnorm)
