@@ -41,6 +41,7 @@ constexpr int kRowsPerThread = kTileH / kBlockY;    // 4 output rows per thread
 // ((32 + 2r) x (32 + 2r)), a second staged tile, and the horizontal sums ((32 + 2r) x 32).
 __host__ __device__ inline int halo_side(int r) { return kTileW + 2 * r; }
 
+// afb_urr/ops.py (cuda_kernel_fits) mirrors this size to fall back to PyTorch where it does not fit.
 template <typename acc_t>
 size_t shared_bytes(int r, int staged_tiles) {
   const size_t side = static_cast<size_t>(halo_side(r));

@@ -213,11 +213,11 @@ def copy_query_trunk(model: AFBURR) -> int:
     number of tensors copied.
     """
     src = model.encoder_q.state_dict()
-    dst = model.encoder_m.state_dict()
-    shared = [k for k in src if k in dst and k not in ("mean", "std")]
-    for k in shared:
-        dst[k].copy_(src[k])
-    return len(shared)
+    missing, unexpected = model.encoder_m.load_state_dict(src, strict=False)
+    if unexpected or set(missing) != {"conv1_m.weight", "conv1_o.weight"}:
+        raise RuntimeError(f"memory and query trunks differ beyond the mask convs: missing {missing}, "
+                           f"unexpected {unexpected}")
+    return len(src)
 
 
 def load_weights(model: AFBURR, path: str) -> None:
