@@ -1,26 +1,19 @@
 """tools/eval.py end to end on tiny DAVIS-shaped and long-video folders."""
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_tool
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def eval_tool():
-    return _load("eval")
+    return load_tool("eval")
 
 
 def _save(arr, path):
@@ -105,7 +98,7 @@ def test_eval_cli_help_and_errors(tmp_path, eval_tool):
 
 
 def test_bench_tool_agrees_with_ours_on_a_small_folder(tmp_path, capsys):
-    bench = _load("bench_eval")
+    bench = load_tool("bench_eval")
     assert bench.main(["--sequences", "2", "--frames", "5", "--height", "40", "--width", "64",
                        "--max-objects", "3", "--repeat", "1", "--dir", str(tmp_path), "--skip-package"]) == 0
     out = capsys.readouterr().out

@@ -1,5 +1,4 @@
 """tools/infer.py end to end on tiny inputs with a randomly initialised ResNet-18 checkpoint."""
-import importlib.util
 import os
 import re
 
@@ -10,18 +9,13 @@ from PIL import Image
 
 from afb_urr.io import read_mask, write_mask
 
+from conftest import load_tool
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 64, 96
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-infer = _load_tool("infer")
+infer = load_tool("infer")
 
 
 @pytest.fixture(scope="session")

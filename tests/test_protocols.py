@@ -1,6 +1,5 @@
 """Dataset protocol runners (afb_urr/evaluation/protocols.py) through tools/infer.py --dataset,
 on tiny generated DAVIS-2017 / YouTube-VOS / long-video folders and a random ResNet-18."""
-import importlib.util
 import json
 import os
 import zipfile
@@ -11,18 +10,12 @@ from PIL import Image
 
 from afb_urr.io import read_mask, write_mask
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_tool
+
 H, W = 32, 48
 
 
-def _load_infer():
-    spec = importlib.util.spec_from_file_location("tools_infer_protocols", os.path.join(ROOT, "tools", "infer.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-infer = _load_infer()
+infer = load_tool("infer")
 
 
 @pytest.fixture(scope="module")

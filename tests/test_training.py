@@ -372,3 +372,40 @@ def test_same_trunk_init_copies_the_query_trunk(tmp_path):
     torch.testing.assert_close(tr.model.encoder_m.conv1_m.weight, ref.model.encoder_m.conv1_m.weight)
     with pytest.raises(ValueError, match="decoder_init_std"):
         TrainConfig(decoder_init_std=-1.0)
+
+
+def test_param_groups_scale_the_rate_by_name_prefix():
+    from afb_urr import AFBURR
+    from afb_urr.training.trainer import param_groups
+    model = AFBURR("resnet18")
+    groups = param_groups(model, 1e-3, {"keyval_r4.Key": 0.1, "keyval_r4": 0.5})
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["keyval_r4.Key"]["lr"] == pytest.approx(1e-4)
+    assert by_name["keyval_r4"]["lr"] == pytest.approx(5e-4)
+    assert by_name["default"]["lr"] == pytest.approx(1e-3)
+    ids = lambda ps: {id(p) for p in ps}
+    assert ids(by_name["keyval_r4.Key"]["params"]) == ids(model.keyval_r4.Key.parameters())
+    assert ids(by_name["keyval_r4"]["params"]) == ids(model.keyval_r4.Value.parameters())
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert len(param_groups(model, 1e-3, {})) == 1
+    for typo in ("keyval_r4.Ke", "decoder.nothing"):
+        with pytest.raises(ValueError, match="lr_scale"):
+            param_groups(model, 1e-3, {typo: 0.1})
+    with pytest.raises(ValueError, match="lr_scale"):
+        TrainConfig(lr_scale={"keyval_r4.Key": -1})
+
+
+def test_lr_scale_sets_the_step_size_of_its_parameters(tmp_path):
+    """Adam's first step moves every weight by about lr (the sign of its gradient):
+    a 0.1 scale on the key head moves it ten times less than the rest."""
+    torch.manual_seed(0)
+    tr = Trainer(_cfg(tmp_path, lr=1e-3, max_steps=1, lr_scale={"keyval_r4.Key": 0.1}, weight_decay=0.0),
+                 train_set=ToyClips(2), val_videos=[], device="cpu", progress=False)
+    key0 = tr.model.keyval_r4.Key.weight.detach().clone()
+    val0 = tr.model.keyval_r4.Value.weight.detach().clone()
+    tr.fit()
+    tr.close()
+    dk = (tr.model.keyval_r4.Key.weight.detach() - key0).abs().max().item()
+    dv = (tr.model.keyval_r4.Value.weight.detach() - val0).abs().max().item()
+    assert dk == pytest.approx(1e-4, rel=0.05) and dv == pytest.approx(1e-3, rel=0.05)
+    assert tr.history[-1]["lr"] == pytest.approx(1e-3)

@@ -5,6 +5,7 @@
   python tools/train.py --config configs/train_davis17.yaml --init runs/stage0/latest.pth
   python tools/train.py --config configs/train_davis17.yaml --resume runs/davis17/latest.pth
   torchrun --nproc_per_node 4 tools/train.py --config configs/train_youtube_vos.yaml
+  python tools/train.py --config configs/train_synthetic.yaml --evaluate CKPT --val-videos 32
 
 One clip per step per process: frame 0 is memorised with its ground truth,
 the other frames are segmented against it in one batch; loss = cross-entropy
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--init", metavar="CKPT",
                        help="start from these weights (any published-format checkpoint) with a fresh "
                             "optimiser, e.g. a stage-0 checkpoint for DAVIS fine-tuning")
+    start.add_argument("--evaluate", metavar="CKPT",
+                       help="do not train: score this checkpoint's J&F on the config's held-out "
+                            "synthetic videos (val:) and exit")
     p.add_argument("--output-dir", metavar="DIR", help="override train.output_dir")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--time-limit", type=float, metavar="MIN",
@@ -52,10 +56,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at the end also write fp16 weights only (e.g. weights/demo_synthetic_resnet18.pth)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-validate", action="store_true", help="skip J&F validation")
+    p.add_argument("--val-videos", type=int, metavar="N",
+                   help="override val.videos (held-out videos scored; the first N of the val split)")
     p.add_argument("--validate-first", action="store_true",
                    help="also measure J&F before the first step (the untrained score), into val.csv")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return p
+
+
+def evaluate_checkpoint(cfg, args) -> int:
+    """``--evaluate``: J&F of a checkpoint on the held-out videos, overall and by
+    number of objects per video."""
+    import numpy as np
+    import torch
+
+    from afb_urr import load_model
+    from afb_urr.checkpoint import CheckpointError
+    from afb_urr.training.config import train_sections
+    from afb_urr.training.trainer import build_val_videos
+    from afb_urr.training.validate import evaluate
+
+    vc = train_sections(cfg)[2]
+    if vc.videos == 0:
+        print("error: --evaluate needs held-out videos: set val.videos in the config or pass "
+              "--val-videos N", file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = load_model(args.evaluate, device)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    videos = build_val_videos(vc)
+    scores = evaluate(model, videos, cfg.inference, device, progress=not args.no_progress)
+    print(f"{args.evaluate}: {scores}")
+    counts = np.array([int(labels[0].max()) for _, labels in videos])
+    print("| objects | videos | J | F |")
+    print("|---|---|---|---|")
+    for n in sorted(set(counts.tolist())):
+        jf = np.array([s for s, c in zip(scores.per_video, counts) if c == n])
+        print(f"| {n} | {len(jf)} | {jf[:, 0].mean():.3f} | {jf[:, 1].mean():.3f} |")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -77,6 +118,13 @@ def main(argv=None) -> int:
         tc.output_dir = args.output_dir
     if args.max_steps is not None:
         tc.max_steps = args.max_steps
+    if args.val_videos is not None:
+        if args.val_videos < 0:
+            print(f"error: --val-videos must be >= 0, got {args.val_videos}", file=sys.stderr)
+            return 2
+        vc.videos = args.val_videos
+    if args.evaluate:
+        return evaluate_checkpoint(cfg, args)
     if args.no_validate:
         vc.videos = 0
     try:

@@ -6,7 +6,7 @@ Importing this module registers the sections; ``tools/train.py`` imports it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import Config, load_config, register_section
 from ..data import DataConfig  # the ``data:`` section (datasets and clip sampling)
@@ -37,6 +37,7 @@ class TrainConfig:
     same_trunk_init: bool = False     # from scratch: memory trunk starts as a copy of the query trunk (as ImageNet init gives)
     bn_init_clips: int = 0            # from scratch: BatchNorm statistics averaged over this many clips first
     decoder_init_std: float = 0.0     # from scratch: rescale decoder convs to unit output std, logits to this; 0 = off
+    lr_scale: dict = field(default_factory=dict)  # {parameter-name prefix: lr multiplier}, e.g. {keyval_r4.Key: 0.1}
     max_steps: int = 0                # stop after this many optimiser steps; 0 = run all epochs
     seed: int = 0                     # seeds model init, data order and augmentation
     num_workers: int = 2              # DataLoader worker processes per rank
@@ -52,6 +53,12 @@ class TrainConfig:
         for name in ("epochs", "lr_step", "accumulate", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        self.lr_scale = dict(self.lr_scale or {})
+        for prefix, scale in self.lr_scale.items():
+            if not isinstance(prefix, str) or not prefix:
+                raise ValueError(f"train.lr_scale keys must be parameter-name prefixes, got {prefix!r}")
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
+                raise ValueError(f"train.lr_scale[{prefix!r}] must be a number >= 0, got {scale!r}")
         if self.decoder_init_std < 0:
             raise ValueError(f"train.decoder_init_std must be >= 0, got {self.decoder_init_std}")
         if self.lr <= 0:

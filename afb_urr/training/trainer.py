@@ -220,6 +220,27 @@ def copy_query_trunk(model: AFBURR) -> int:
     return len(src)
 
 
+def param_groups(model: nn.Module, lr: float, lr_scale: dict) -> list[dict]:
+    """Optimiser parameter groups: ``lr * scale`` for the parameters whose names start
+    with a prefix of ``lr_scale`` (the longest matching prefix wins), ``lr`` for the
+    rest. A prefix that matches no parameter is an error (a typo would silently
+    train at the full rate)."""
+    prefixes = sorted(lr_scale, key=len, reverse=True)
+    groups: dict = {}
+    used = set()
+    for name, p in model.named_parameters():
+        hit = next((q for q in prefixes if name == q or name.startswith(q + ".")), None)
+        if hit is not None:
+            used.add(hit)
+        groups.setdefault(hit, []).append(p)
+    unused = set(lr_scale) - used
+    if unused:
+        raise ValueError(f"train.lr_scale: no parameter name starts with {sorted(unused)} "
+                         "(names look like keyval_r4.Key.weight, encoder_q.res4.0.conv1.weight)")
+    return [{"params": ps, "lr": lr * (1.0 if q is None else float(lr_scale[q])),
+             "name": q or "default"} for q, ps in groups.items()]
+
+
 def load_weights(model: AFBURR, path: str) -> None:
     """Load a checkpoint's weights (any published-format file) into ``model``, strictly."""
     state, _ = read_state_dict(path)
@@ -331,8 +352,8 @@ class Trainer:
         if self.dist.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.tc.lr,
-                                           weight_decay=self.tc.weight_decay)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, self.tc.lr, self.tc.lr_scale),
+                                           lr=self.tc.lr, weight_decay=self.tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.tc.lr_step, self.tc.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
@@ -485,6 +506,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
 
+    def base_lr(self) -> float:
+        """The scheduler's current rate of the parameters without an lr_scale."""
+        groups = self.optimizer.param_groups
+        return next((g["lr"] for g in groups if g.get("name") == "default"), groups[0]["lr"])
+
     def lr_factor(self, step: int | None = None) -> float:
         """Warm-up factor of optimiser step ``step`` (default: the next one): (step+1)/N
         for the first ``train.warmup_steps`` = N steps, then 1."""
@@ -573,7 +599,7 @@ class Trainer:
                         row = {"step": self.step, "epoch": self.epoch + self.batch / n_batches,
                                "loss": f"{mean[0]:.5f}", "ce": f"{mean[1]:.5f}",
                                "uncertainty": f"{mean[2]:.5f}",
-                               "lr": f"{self.optimizer.param_groups[0]['lr'] * self.lr_factor(self.step - 1):.3g}",
+                               "lr": f"{self.base_lr() * self.lr_factor(self.step - 1):.3g}",
                                "clips_per_s": f"{rate:.3f}"}
                         row["epoch"] = f"{row['epoch']:.3f}"
                         self.history.append({k: float(v) for k, v in row.items()})
