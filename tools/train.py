@@ -64,19 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluate_checkpoint(cfg, args) -> int:
+def evaluate_checkpoint(cfg, vc, args) -> int:
     """``--evaluate``: J&F of a checkpoint on the held-out videos, overall and by
-    number of objects per video."""
+    number of objects per video (means of the per-video scores)."""
     import numpy as np
     import torch
 
     from afb_urr import load_model
     from afb_urr.checkpoint import CheckpointError
-    from afb_urr.training.config import train_sections
     from afb_urr.training.trainer import build_val_videos
     from afb_urr.training.validate import evaluate
 
-    vc = train_sections(cfg)[2]
     if vc.videos == 0:
         print("error: --evaluate needs held-out videos: set val.videos in the config or pass "
               "--val-videos N", file=sys.stderr)
@@ -124,7 +122,7 @@ def main(argv=None) -> int:
             return 2
         vc.videos = args.val_videos
     if args.evaluate:
-        return evaluate_checkpoint(cfg, args)
+        return evaluate_checkpoint(cfg, vc, args)
     if args.no_validate:
         vc.videos = 0
     try:
