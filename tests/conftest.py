@@ -17,8 +17,7 @@ def load_tool(name: str):
     return mod
 
 
-REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "..", "shared", "reference")
+REFERENCE = os.path.join(ROOT, "..", "shared", "reference")
 
 
 @pytest.fixture(scope="session")

@@ -316,6 +316,7 @@ def test_evaluate_scores_against_truth(monkeypatch):
     monkeypatch.setattr(validate, "segment_video", lambda *a, **k: pred["out"])
     s = evaluate(None, [(frames, labels)])
     assert (s.J, s.F, s.JF) == (1.0, 1.0, 1.0)
+    assert s.num_objects == [2]
     wrong = labels.copy()
     wrong[1:4][wrong[1:4] == 2] = 0  # object 2 lost in every scored frame (1..3)
     pred["out"] = wrong.astype(np.uint8)

@@ -88,11 +88,10 @@ def evaluate_checkpoint(cfg, vc, args) -> int:
     videos = build_val_videos(vc)
     scores = evaluate(model, videos, cfg.inference, device, progress=not args.no_progress)
     print(f"{args.evaluate}: {scores}")
-    counts = np.array([int(labels[0].max()) for _, labels in videos])
     print("| objects | videos | J | F |")
     print("|---|---|---|---|")
-    for n in sorted(set(counts.tolist())):
-        jf = np.array([s for s, c in zip(scores.per_video, counts) if c == n])
+    for n in sorted(set(scores.num_objects)):
+        jf = np.array([s for s, c in zip(scores.per_video, scores.num_objects) if c == n])
         print(f"| {n} | {len(jf)} | {jf[:, 0].mean():.3f} | {jf[:, 1].mean():.3f} |")
     return 0
 

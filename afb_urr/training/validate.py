@@ -18,11 +18,13 @@ from ..segmenter import Segmenter
 
 @dataclass
 class Scores:
-    """Mean J, F and J&F over the objects of all videos, with the per-video means."""
+    """Mean J, F and J&F over the objects of all videos, with the per-video means
+    (J, F) and each video's number of objects."""
     J: float
     F: float
     JF: float
     per_video: list[tuple[float, float]] = field(default_factory=list)
+    num_objects: list[int] = field(default_factory=list)
     has_f: bool = True
 
     def __str__(self) -> str:
@@ -102,7 +104,7 @@ def evaluate(model, videos, inference: InferenceConfig | None = None, device=Non
     ``has_f`` is False.
     """
     sequence_scores = _metrics()
-    per_video, js, fs = [], [], []
+    per_video, counts, js, fs = [], [], [], []
     items = list(videos)
     if progress:
         from tqdm import tqdm
@@ -123,10 +125,12 @@ def evaluate(model, videos, inference: InferenceConfig | None = None, device=Non
         js.extend(jm.tolist())
         fs.extend(fm.tolist())
         per_video.append((float(jm.mean()), float(fm.mean())))
+        counts.append(n_obj)
     if not js:
         raise ValueError("no validation videos")
     j_mean = float(np.mean(js))
     if sequence_scores is None:
-        return Scores(J=j_mean, F=float("nan"), JF=j_mean, per_video=per_video, has_f=False)
+        return Scores(J=j_mean, F=float("nan"), JF=j_mean, per_video=per_video, num_objects=counts,
+                      has_f=False)
     f_mean = float(np.mean(fs))
-    return Scores(J=j_mean, F=f_mean, JF=(j_mean + f_mean) / 2, per_video=per_video)
+    return Scores(J=j_mean, F=f_mean, JF=(j_mean + f_mean) / 2, per_video=per_video, num_objects=counts)
