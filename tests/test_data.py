@@ -285,6 +285,28 @@ def test_ordered_frames_respect_max_gap(max_gap):
         assert steps.min() >= 1 and steps.max() <= 2
 
 
+def test_max_gap_schedule_per_epoch():
+    """A list of max_gap values is a per-epoch curriculum; the last value holds afterwards."""
+    cfg = ClipConfig(clip_len=3, ordered=True, max_gap=[1, 6])
+    assert cfg.max_gap == (1, 6)
+    assert cfg.at_epoch(0).max_gap == 1 and cfg.at_epoch(1).max_gap == 6 and cfg.at_epoch(9).max_gap == 6
+    assert ClipConfig(max_gap=4).at_epoch(3).max_gap == 4
+    clips = SyntheticClips("train", 8, 20, (48, 64), cfg=small_cfg("synthetic", clip_len=3, ordered=True,
+                                                                   max_gap=[1, 6], crop_size=(48, 64)))
+    widest = {}
+    for epoch in (0, 1, 2):
+        clips.set_epoch(epoch)
+        steps = [np.diff(clips[i]["info"]["frames"]) for i in range(len(clips))]
+        steps = np.concatenate(steps)
+        assert steps.min() >= 1
+        widest[epoch] = int(steps.max())
+    assert widest[0] == 1 and 1 < widest[1] <= 6 and 1 < widest[2] <= 6
+    with pytest.raises(ValueError, match="max_gap"):
+        ClipConfig(max_gap=[])
+    with pytest.raises(ValueError, match="max_gap"):
+        ClipConfig(max_gap=[3, 0])
+
+
 def test_at_most_max_objects():
     video = video_with(n_objects=5, seed=4, size=(96, 128))
     seen = set()

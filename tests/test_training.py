@@ -13,7 +13,7 @@ from afb_urr.training.config import TrainConfig, ValConfig
 from afb_urr.training.distributed import ResumableSampler
 from afb_urr.training.loss import uncertainty_loss, vos_loss
 from afb_urr.training.batchnorm import set_train_mode
-from afb_urr.training.trainer import ClipStep, Trainer
+from afb_urr.training.trainer import ClipStep, Trainer, cosine_factor
 from afb_urr.training.validate import evaluate
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -190,6 +190,40 @@ def test_warmup_scales_the_learning_rate_of_the_first_steps(tmp_path):
     torch.testing.assert_close(warm, plain, rtol=1e-5, atol=1e-8)
 
 
+def test_cosine_schedule_runs_from_lr_to_zero(tmp_path):
+    # 2 epochs of 2 clips: 4 steps; the logged rate of step i is lr x warm-up x cosine(i - 1 of 4).
+    tr = Trainer(_cfg(tmp_path, lr=1e-3, lr_schedule="cosine", warmup_steps=2), train_set=ToyClips(2),
+                 val_videos=[], device="cpu", progress=False)
+    try:
+        assert tr.total_steps == 4
+        tr.fit()
+        logged = [h["lr"] for h in tr.history]
+        expect = [1e-3 * min(1.0, (i + 1) / 2) * cosine_factor(i, 4) for i in range(4)]
+        assert logged == pytest.approx(expect, rel=1e-2)
+        assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    finally:
+        tr.close()
+    assert [cosine_factor(s, 4) for s in (0, 2, 4, 9)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+
+
+def test_lr_milestones_decay_at_optimiser_steps(tmp_path):
+    # 2 epochs of 2 clips = 4 steps; milestones at steps 1 and 3 (not at epoch ends).
+    tr = Trainer(_cfg(tmp_path, lr=1e-3, lr_milestones=[1, 3], lr_gamma=0.5), train_set=ToyClips(2),
+                 val_videos=[], device="cpu", progress=False)
+    try:
+        tr.fit()
+        assert [h["lr"] for h in tr.history] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
+    finally:
+        tr.close()
+    for bad in ([0], [3, 2], [2, 2], [1.5]):
+        with pytest.raises(ValueError, match="lr_milestones"):
+            TrainConfig(lr_milestones=bad)
+    with pytest.raises(ValueError, match="lr_milestones"):
+        TrainConfig(lr_milestones=[5], lr_schedule="cosine")
+
+
 def _params(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -198,11 +232,13 @@ def _state(model):
     return torch.cat([t.detach().float().flatten() for t in model.state_dict().values()])
 
 
-def test_resume_reproduces_next_step_exactly(tmp_path):
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_resume_reproduces_next_step_exactly(tmp_path, schedule):
     # 3 clips per epoch, 2 per optimiser step (the last step of an epoch takes 1).
     # The checkpoint after step 1 is mid-epoch; the resumed run then does step 2
     # (end of epoch 1, StepLR decay) and step 3 (epoch 2).
-    full = Trainer(_cfg(tmp_path / "a", checkpoint_steps=1, accumulate=2, max_steps=3, warmup_steps=3),
+    full = Trainer(_cfg(tmp_path / "a", checkpoint_steps=1, accumulate=2, max_steps=3, warmup_steps=3,
+                        lr_schedule=schedule),
                    train_set=ToyClips(3), val_videos=[], device="cpu", progress=False)
     saved = {}
 
@@ -215,7 +251,8 @@ def test_resume_reproduces_next_step_exactly(tmp_path):
     full.on_step = keep
     full.fit()
     full.close()
-    resumed = Trainer(_cfg(tmp_path / "b", accumulate=2, max_steps=3, warmup_steps=3), train_set=ToyClips(3),
+    resumed = Trainer(_cfg(tmp_path / "b", accumulate=2, max_steps=3, warmup_steps=3, lr_schedule=schedule),
+                      train_set=ToyClips(3),
                       val_videos=[],
                       resume=str(tmp_path / "step1.pth"), device="cpu", progress=False)
     assert (resumed.step, resumed.epoch, resumed.batch) == (1, 0, 2)
@@ -226,7 +263,8 @@ def test_resume_reproduces_next_step_exactly(tmp_path):
     resumed.close()
     assert sorted(got) == [2, 3]
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(full.optimizer.param_groups[0]["lr"])
-    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+    # step: halved once at the end of epoch 1; cosine: 0 after the last of 3 steps
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4 if schedule == "step" else 0.0)
     for step in (2, 3):
         assert torch.equal(got[step], saved[step]), f"step {step} differs after resume"
     assert not torch.equal(saved[3], saved[2])

@@ -94,7 +94,10 @@ class ClipConfig:
     min_object_pixels: int = 1               # an object keeps its place in the clip with this many first-frame pixels
     min_background: float = 0.0              # background fraction a crop must exceed
     ordered: bool = False                    # temporally ordered clips (published: random order)
-    max_gap: int = 5                         # with ordered: consecutive clip frames are 1..max_gap apart
+    # With ordered: consecutive clip frames are 1..max_gap apart. A list gives
+    # one value per epoch, the last one holding after it (a curriculum of
+    # growing gaps, as STM-style training grows the frame skip).
+    max_gap: int | tuple[int, ...] = 5
     augment: bool = True                     # False: no jitter, affine or flip (crops stay)
     flip_prob: float = 0.3
     brightness: float = 0.1
@@ -112,6 +115,11 @@ class ClipConfig:
         self.crop_scale = tuple(float(v) for v in _pair(self.crop_scale, "crop_scale"))
         self.crop_ratio = tuple(float(v) for v in _pair(self.crop_ratio, "crop_ratio"))
         self.affine_scale = tuple(float(v) for v in _pair(self.affine_scale, "affine_scale"))
+        if isinstance(self.max_gap, (list, tuple)):
+            if not self.max_gap:
+                raise ValueError("ClipConfig: max_gap must be an int or a non-empty list of ints, got []")
+            self.max_gap = tuple(self.max_gap)
+        gaps = self.max_gap if isinstance(self.max_gap, tuple) else (self.max_gap,)
         checks = [
             (self.clip_len >= 1, f"clip_len must be >= 1, got {self.clip_len}"),
             (self.max_objects >= 1, f"max_objects must be >= 1, got {self.max_objects}"),
@@ -119,7 +127,8 @@ class ClipConfig:
             (0 < self.crop_scale[0] <= self.crop_scale[1], f"crop_scale must be 0 < lo <= hi, got {self.crop_scale}"),
             (0 < self.crop_ratio[0] <= self.crop_ratio[1], f"crop_ratio must be 0 < lo <= hi, got {self.crop_ratio}"),
             (self.crop_tries >= 1, f"crop_tries must be >= 1, got {self.crop_tries}"),
-            (self.max_gap >= 1, f"max_gap must be >= 1, got {self.max_gap}"),
+            (all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in gaps),
+             f"max_gap must be an int >= 1 or a list of them (one per epoch), got {self.max_gap}"),
             (0.0 <= self.flip_prob <= 1.0, f"flip_prob must be in [0, 1], got {self.flip_prob}"),
             (0.0 <= self.min_background < 1.0, f"min_background must be in [0, 1), got {self.min_background}"),
             (0.0 <= self.hue <= 0.5, f"hue must be in [0, 0.5], got {self.hue}"),
@@ -128,6 +137,12 @@ class ClipConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"ClipConfig: {msg}")
+
+    def at_epoch(self, epoch: int) -> "ClipConfig":
+        """This config with the scalar ``max_gap`` of ``epoch`` (itself when max_gap is an int)."""
+        if not isinstance(self.max_gap, tuple):
+            return self
+        return dataclasses.replace(self, max_gap=self.max_gap[min(int(epoch), len(self.max_gap) - 1)])
 
 
 # Published settings per training set (crop scale and augmentation differ).
@@ -392,12 +407,13 @@ class ClipDataset(torch.utils.data.Dataset, abc.ABC):
         if not 0 <= index < len(self):
             raise IndexError(f"{type(self).__name__}: index {index} out of range 0..{len(self) - 1}")
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        cfg = self.cfg.at_epoch(self.epoch)
         v = index % self.num_videos()
         tried = []
         for _ in range(self.max_video_tries):
             video = self.video(v)
             try:
-                sample = sample_clip(video, self.cfg, rng)
+                sample = sample_clip(video, cfg, rng)
             except NoObjectError:
                 tried.append(video.name)
                 v = int(rng.integers(self.num_videos()))

@@ -13,6 +13,7 @@ from ..data import DataConfig  # the ``data:`` section (datasets and clip sampli
 from .batchnorm import BN_MODES
 
 AMP_MODES = ("none", "bf16", "fp16")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclass
@@ -20,13 +21,18 @@ class TrainConfig:
     """Optimisation, checkpointing and logging.
 
     Published settings: AdamW, batch of one clip, BatchNorm frozen, StepLR
-    halving the learning rate every ``lr_step`` epochs.
+    halving the learning rate every ``lr_step`` epochs. ``lr_schedule: cosine``
+    instead follows half a cosine from ``lr`` at step 0 to 0 at the last step
+    (``epochs`` x steps per epoch, or ``max_steps``), updated every step;
+    ``lr_milestones`` decays by ``lr_gamma`` at the given optimiser steps.
     """
     lr: float = 1e-5                  # AdamW learning rate (1e-5 stage 0, 4e-6 fine-tuning)
     weight_decay: float = 0.01        # AdamW weight decay (torch default)
     epochs: int = 12                  # epochs to train
     lr_step: int = 3                  # StepLR: epochs between decays
     lr_gamma: float = 0.5             # StepLR: decay factor
+    lr_schedule: str = "step"         # step (published: StepLR per epoch) | cosine (per step, to 0 at the last step)
+    lr_milestones: list = field(default_factory=list)  # with step: decay by lr_gamma at these optimiser steps instead of every lr_step epochs
     uncertainty_weight: float = 0.5   # loss = CE + w * uncertainty loss
     accumulate: int = 1               # clips per optimiser step (gradient accumulation)
     amp: str = "none"                 # autocast on CUDA: none | bf16 | fp16 (fp16 uses a GradScaler)
@@ -50,6 +56,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.amp not in AMP_MODES:
             raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         for name in ("epochs", "lr_step", "accumulate", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -59,6 +67,12 @@ class TrainConfig:
                 raise ValueError(f"train.lr_scale keys must be parameter-name prefixes, got {prefix!r}")
             if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
                 raise ValueError(f"train.lr_scale[{prefix!r}] must be a number >= 0, got {scale!r}")
+        self.lr_milestones = list(self.lr_milestones or [])
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.lr_milestones) \
+                or self.lr_milestones != sorted(set(self.lr_milestones)):
+            raise ValueError(f"train.lr_milestones must be increasing optimiser steps >= 1, got {self.lr_milestones}")
+        if self.lr_milestones and self.lr_schedule != "step":
+            raise ValueError("train.lr_milestones applies to lr_schedule: step only")
         if self.decoder_init_std < 0:
             raise ValueError(f"train.decoder_init_std must be >= 0, got {self.decoder_init_std}")
         if self.lr <= 0:

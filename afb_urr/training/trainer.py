@@ -241,6 +241,12 @@ def param_groups(model: nn.Module, lr: float, lr_scale: dict) -> list[dict]:
              "name": q or "default"} for q, ps in groups.items()]
 
 
+def cosine_factor(step: int, total: int) -> float:
+    """Learning-rate factor of ``lr_schedule: cosine`` after ``step`` of ``total``
+    optimiser steps: 0.5 (1 + cos(pi step / total)), 1 at step 0 and 0 at the end."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
 def load_weights(model: AFBURR, path: str) -> None:
     """Load a checkpoint's weights (any published-format file) into ``model``, strictly."""
     state, _ = read_state_dict(path)
@@ -354,7 +360,18 @@ class Trainer:
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self.tc.lr, self.tc.lr_scale),
                                            lr=self.tc.lr, weight_decay=self.tc.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.tc.lr_step, self.tc.lr_gamma)
+        self.total_steps = self.tc.epochs * self.steps_per_epoch
+        if self.tc.max_steps:
+            self.total_steps = min(self.total_steps, self.tc.max_steps)
+        if self.tc.lr_schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda s: cosine_factor(s, self.total_steps))
+        elif self.tc.lr_milestones:
+            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self.tc.lr_milestones,
+                                                                  self.tc.lr_gamma)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.tc.lr_step, self.tc.lr_gamma)
+        self.per_step_schedule = self.tc.lr_schedule == "cosine" or bool(self.tc.lr_milestones)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
         self.epoch, self.batch, self.step = 0, 0, 0
@@ -553,9 +570,7 @@ class Trainer:
         Returns the final validation scores (None without validation videos).
         """
         tc = self.tc
-        total = tc.epochs * self.steps_per_epoch
-        if tc.max_steps:
-            total = min(total, tc.max_steps)
+        total = self.total_steps
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -581,7 +596,10 @@ class Trainer:
                     window_clips += self.dist.world_size
                     if not stepping:
                         continue
+                    lr_used = self.base_lr() * self.lr_factor()
                     self.optimizer_step()
+                    if self.per_step_schedule:
+                        self.scheduler.step()
                     vals = D.mean_over_ranks((acc_sum / acc).to(self.device), self.dist).cpu()
                     acc, acc_sum = 0, torch.zeros(3)
                     sums += vals
@@ -589,7 +607,8 @@ class Trainer:
                     self.last_loss = float(vals[0])
                     if last:
                         self.epoch, self.batch = self.epoch + 1, 0
-                        self.scheduler.step()
+                        if not self.per_step_schedule:
+                            self.scheduler.step()
                     done = self.step >= total
                     time_up = self._time_up(start)
                     if self.step % tc.log_every == 0 or done or time_up or last:
@@ -599,7 +618,7 @@ class Trainer:
                         row = {"step": self.step, "epoch": self.epoch + self.batch / n_batches,
                                "loss": f"{mean[0]:.5f}", "ce": f"{mean[1]:.5f}",
                                "uncertainty": f"{mean[2]:.5f}",
-                               "lr": f"{self.base_lr() * self.lr_factor(self.step - 1):.3g}",
+                               "lr": f"{lr_used:.3g}",
                                "clips_per_s": f"{rate:.3f}"}
                         row["epoch"] = f"{row['epoch']:.3f}"
                         self.history.append({k: float(v) for k, v in row.items()})
