@@ -386,6 +386,7 @@ class ClipDataset(torch.utils.data.Dataset, abc.ABC):
         self.cfg = cfg
         self.seed = int(seed)
         self.epoch = 0
+        self._epoch_cfg = cfg.at_epoch(0)  # cfg with this epoch's scalar max_gap
         self.repeat = int(repeat)
 
     # Subclasses: the videos.
@@ -399,6 +400,7 @@ class ClipDataset(torch.utils.data.Dataset, abc.ABC):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._epoch_cfg = self.cfg.at_epoch(self.epoch)
 
     def __len__(self) -> int:
         return self.num_videos() * self.repeat
@@ -407,7 +409,7 @@ class ClipDataset(torch.utils.data.Dataset, abc.ABC):
         if not 0 <= index < len(self):
             raise IndexError(f"{type(self).__name__}: index {index} out of range 0..{len(self) - 1}")
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        cfg = self.cfg.at_epoch(self.epoch)
+        cfg = self._epoch_cfg
         v = index % self.num_videos()
         tried = []
         for _ in range(self.max_video_tries):

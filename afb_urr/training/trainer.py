@@ -247,6 +247,17 @@ def cosine_factor(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+def make_scheduler(optimizer, tc: TrainConfig, total_steps: int):
+    """The learning-rate scheduler of ``tc`` -> (scheduler, stepped after every optimiser
+    step (True) or at epoch ends (False)): StepLR per epoch (published), MultiStepLR at
+    ``lr_milestones`` steps, or a cosine over ``total_steps``."""
+    if tc.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total_steps)), True
+    if tc.lr_milestones:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, tc.lr_milestones, tc.lr_gamma), True
+    return torch.optim.lr_scheduler.StepLR(optimizer, tc.lr_step, tc.lr_gamma), False
+
+
 def load_weights(model: AFBURR, path: str) -> None:
     """Load a checkpoint's weights (any published-format file) into ``model``, strictly."""
     state, _ = read_state_dict(path)
@@ -363,15 +374,7 @@ class Trainer:
         self.total_steps = self.tc.epochs * self.steps_per_epoch
         if self.tc.max_steps:
             self.total_steps = min(self.total_steps, self.tc.max_steps)
-        if self.tc.lr_schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda s: cosine_factor(s, self.total_steps))
-        elif self.tc.lr_milestones:
-            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, self.tc.lr_milestones,
-                                                                  self.tc.lr_gamma)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.tc.lr_step, self.tc.lr_gamma)
-        self.per_step_schedule = self.tc.lr_schedule == "cosine" or bool(self.tc.lr_milestones)
+        self.scheduler, self.per_step_schedule = make_scheduler(self.optimizer, self.tc, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
 
         self.epoch, self.batch, self.step = 0, 0, 0
