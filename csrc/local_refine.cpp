@@ -19,13 +19,23 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "local_refine.h"
+
+namespace {
+// The bits of a double (std::bit_cast without C++20: torch before 2.12 builds
+// extensions as C++17). Compiles to a register move.
+inline uint64_t bits_of(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+}  // namespace
 
 namespace afb_urr {
 namespace {
@@ -83,7 +93,7 @@ inline void horizontal_box(const double* pad, double* out, int64_t W, int64_t sp
   const int64_t segments = len < 8 ? 1 : kSegments;
   const int64_t seg_len = len < 8 ? W : len;
   auto is_nonzero = [](double v) {  // integer test: no NaN-aware floating compare needed
-    return static_cast<int64_t>((std::bit_cast<uint64_t>(v) << 1) != 0);
+    return static_cast<int64_t>((bits_of(v) << 1) != 0);
   };
   double run[kSegments];
   int64_t nonzero[kSegments];
@@ -142,7 +152,7 @@ void box_band(int64_t H, int64_t W, int64_t r, int64_t y0, int64_t y1, BoxScratc
       count[x] = c;
       const double a = c != 0.0 ? sum : 0.0;
       acc[x] = a;
-      bad |= std::bit_cast<uint64_t>(a - a);  // +0.0 (all bits clear) unless a is inf or NaN
+      bad |= bits_of(a - a);  // +0.0 (all bits clear) unless a is inf or NaN
     }
     if (bad != 0) finite = false;
   };

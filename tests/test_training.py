@@ -378,7 +378,8 @@ def test_evaluate_runs_the_segmenter(light_model):
         evaluate(light_model, [(frames, np.zeros_like(labels))])
 
 
-@pytest.mark.parametrize("name", ["train_stage0", "train_davis17", "train_youtube_vos", "train_synthetic"])
+@pytest.mark.parametrize("name", ["train_stage0", "train_davis17", "train_youtube_vos", "train_synthetic",
+                                  "train_synthetic_gpu"])
 def test_train_configs_load(name):
     import afb_urr.training.config  # noqa: F401  (registers the sections)
     cfg = load_config(os.path.join(CONFIGS, name + ".yaml"))
@@ -393,6 +394,15 @@ def test_train_configs_load(name):
         assert (tc.lr, tc.lr_step, tc.epochs, dc.dataset) == (4e-6, 30, 150, "youtube_vos")
     if name == "train_synthetic":
         assert cfg.model.backbone == "resnet18" and dc.dataset == "synthetic"
+    if name == "train_synthetic_gpu":  # the CPU recipe with more steps: nothing else may drift
+        cpu = load_config(os.path.join(CONFIGS, "train_synthetic.yaml"))
+        ctc = cpu.extra["train"]
+        scaled = {"epochs", "lr_step", "num_workers", "output_dir", "checkpoint_steps", "log_every"}
+        for key in vars(ctc):
+            if key not in scaled:
+                assert getattr(tc, key) == getattr(ctc, key), key
+        assert (tc.epochs, tc.lr_step) == (20, 14)
+        assert dc == cpu.extra["data"] and cfg.model == cpu.model
 
 
 def test_same_trunk_init_copies_the_query_trunk(tmp_path):
