@@ -27,7 +27,9 @@
 
 #include "local_refine.h"
 
+namespace afb_urr {
 namespace {
+
 // The bits of a double (std::bit_cast without C++20: torch before 2.12 builds
 // extensions as C++17). Compiles to a register move.
 inline uint64_t bits_of(double v) {
@@ -35,10 +37,6 @@ inline uint64_t bits_of(double v) {
   std::memcpy(&b, &v, sizeof b);
   return b;
 }
-}  // namespace
-
-namespace afb_urr {
-namespace {
 
 template <typename T>
 inline double to_double(T v) {
