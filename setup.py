@@ -109,7 +109,7 @@ setup(
     description="Video object segmentation with an Adaptive Feature Bank and Uncertain-Region Refinement",
     packages=find_packages(include=["afb_urr", "afb_urr.*"]),
     python_requires=">=3.10",
-    install_requires=["torch", "torchvision", "numpy", "opencv-python", "pillow", "pyyaml", "tqdm"],
+    install_requires=["torch", "torchvision", "numpy", "opencv-python", "pillow", "pyyaml", "pycocotools", "tqdm"],
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )
