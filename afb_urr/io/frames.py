@@ -64,6 +64,14 @@ class FrameSource(abc.ABC):
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(name, H x W x 3 uint8 RGB)``, decoding one frame per step."""
 
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the frames, e.g. to check masks before segmenting; decodes the first frame."""
+        frames = iter(self)
+        try:
+            return next(frames)[1].shape[:2]
+        finally:
+            getattr(frames, "close", lambda: None)()
+
     def __len__(self) -> int:
         if self.num_frames is None:
             raise TypeError(f"the number of frames of {self.path} is not known in advance")
@@ -116,6 +124,9 @@ class VideoFileSource(FrameSource):
             cap.release()
         if index == 0:
             raise InputError(f"video {self.path} yields no frames (empty or corrupt)")
+
+    def frame_size(self) -> tuple[int, int]:
+        return self.height, self.width
 
 
 class FolderSource(FrameSource):
