@@ -51,6 +51,9 @@ class LAVT(nn.Module):
         if token_ids.shape != attention_mask.shape or token_ids.shape[0] != image.shape[0]:
             raise ValueError(f"LAVT: token_ids {tuple(token_ids.shape)} and attention_mask "
                              f"{tuple(attention_mask.shape)} must both be B x N with B = {image.shape[0]}")
+        if image.shape[-2] <= 32 and image.shape[-1] <= 32:
+            raise ValueError(f"LAVT: image {tuple(image.shape[-2:])} is too small: the last stage (1/32) needs "
+                             "at least 2 positions for its instance norm")
         words = encode_words(self.text_encoder, token_ids, attention_mask)
         c1, c2, c3, c4 = self.backbone(image, words, attention_mask)
         logits = self.classifier(c4, c3, c2, c1)
