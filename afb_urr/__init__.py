@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AFBURR": "afb_urr.model",
     "FeatureBank": "afb_urr.bank",
-    "Segmenter": "afb_urr.segmenter",
-    "StepResult": "afb_urr.segmenter",
+    "Segmenter": "afb_urr.inference.segmenter",
+    "StepResult": "afb_urr.inference.segmenter",
+    "build_segmenter": "afb_urr.inference.build",
     "load_model": "afb_urr.checkpoint",
     "save_checkpoint": "afb_urr.checkpoint",
     "load_config": "afb_urr.config",

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io import InputError, read_image, read_mask, void_to_background
+from ..io import IMAGE_EXTENSIONS, InputError, read_image, read_mask, require_dir, void_to_background
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import IMAGE_EXTENSIONS, list_stems, require_dir
+from .files import list_stems
 
 
 class StaticImage:
