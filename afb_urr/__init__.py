@@ -3,6 +3,8 @@ Uncertain-Region Refinement (AFB-URR, NeurIPS 2020).
 
 The top-level names are imported lazily, so that light submodules
 (``afb_urr.evaluation``, ``afb_urr.io``) do not pay for loading torch models.
+The README's Architecture section maps the package; ``afb_urr.inference``
+holds everything that runs a model over videos (``build_segmenter``).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ _EXPORTS = {
     "load_model": "afb_urr.checkpoint",
     "save_checkpoint": "afb_urr.checkpoint",
     "load_config": "afb_urr.config",
+    "InferenceConfig": "afb_urr.config",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -48,6 +48,25 @@ from . import HelpFormatter, add_debug_option, run_tool
 
 # ---------------------------------------------------------------- synthetic data
 
+def _perturb(gt: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
+    """A result for ground truth ``gt`` (k objects): a copy, shifted, grown, shrunk, with an
+    object dropped, or with noise, chosen at random."""
+    res = gt.copy()
+    mode = rng.integers(0, 6)
+    if mode == 1:
+        res = np.roll(res, tuple(int(v) for v in rng.integers(-6, 7, size=2)), axis=(0, 1))
+    elif mode == 2:
+        res = cv2.dilate(res, np.ones((5, 5), np.uint8))
+    elif mode == 3:
+        res = cv2.erode(res, np.ones((7, 7), np.uint8))
+    elif mode == 4:
+        res[res == rng.integers(1, k + 1)] = 0
+    elif mode == 5:
+        noise = cv2.GaussianBlur(rng.random(gt.shape).astype(np.float32), (0, 0), 6)
+        res[noise > np.quantile(noise, 0.97)] = rng.integers(0, k + 1)
+    return res
+
+
 def make_dataset(root: str, results: str, n_seq: int, n_frames: int, height: int, width: int,
                  max_objects: int, seed: int) -> None:
     """Write a DAVIS-shaped ground truth and a results folder (see module doc)."""
@@ -90,19 +109,7 @@ def make_dataset(root: str, results: str, n_seq: int, n_frames: int, height: int
             frame = colours[gt][:, :, ::-1].copy()
             frame[gt == 0] = 128
             cv2.imwrite(os.path.join(img_dir, f"{t:05d}.jpg"), cv2.GaussianBlur(frame, (0, 0), 2))
-            res = gt.copy()
-            mode = rng.integers(0, 6)
-            if mode == 1:
-                res = np.roll(res, tuple(int(v) for v in rng.integers(-6, 7, size=2)), axis=(0, 1))
-            elif mode == 2:
-                res = cv2.dilate(res, np.ones((5, 5), np.uint8))
-            elif mode == 3:
-                res = cv2.erode(res, np.ones((7, 7), np.uint8))
-            elif mode == 4:
-                res[res == rng.integers(1, k + 1)] = 0
-            elif mode == 5:
-                noise = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 6)
-                res[noise > np.quantile(noise, 0.97)] = rng.integers(0, k + 1)
+            res = _perturb(gt, rng, k)
             if rng.random() < 0.3:  # void ring on the ground-truth boundaries
                 ring = cv2.morphologyEx((gt > 0).astype(np.uint8), cv2.MORPH_GRADIENT,
                                         np.ones((3, 3), np.uint8)) > 0

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..io import IMAGE_EXTENSIONS, InputError, davis_list, require_dir
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import FileVideo, list_stems
+from .files import FileVideo, ListedVideos, list_stems
 
 
 def davis_sequence(root: str, seq: str, resolution: str = "480p") -> FileVideo:
@@ -31,7 +31,7 @@ def davis_sequence(root: str, seq: str, resolution: str = "480p") -> FileVideo:
     return FileVideo(seq, [frames[s] for s in stems], [masks[s] for s in stems])
 
 
-class DAVISClips(ClipDataset):
+class DAVISClips(ListedVideos, ClipDataset):
     """Training clips from DAVIS-2017 (published stage 1 / fine-tuning data).
 
     Args:
@@ -54,9 +54,3 @@ class DAVISClips(ClipDataset):
         self.videos = [davis_sequence(root, s, resolution) for s in sequences]
         if not self.videos:
             raise InputError(f"no DAVIS sequences given under {root}")
-
-    def num_videos(self) -> int:
-        return len(self.videos)
-
-    def video(self, v: int) -> FileVideo:
-        return self.videos[v]

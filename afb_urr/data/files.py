@@ -1,4 +1,4 @@
-"""Videos stored as image files: listing, and lazy frame/mask reading.
+"""Videos stored as image files: listing, lazy frame/mask reading, datasets listing them.
 
 Frames decode with ``afb_urr.io.read_image`` and label maps with
 ``afb_urr.io.read_mask`` (palette PNGs read as indices), so a corrupt file
@@ -53,3 +53,14 @@ class FileVideo:
 
     def start_frames(self):
         return self._start
+
+
+class ListedVideos:
+    """``num_videos`` / ``video`` of a clip dataset that holds its videos in ``self.videos``."""
+    videos: list
+
+    def num_videos(self) -> int:
+        return len(self.videos)
+
+    def video(self, v: int):
+        return self.videos[v]

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..io import IMAGE_EXTENSIONS, InputError, read_meta, require_dir
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import FileVideo, list_stems
+from .files import FileVideo, ListedVideos, list_stems
 
 
 def youtube_vos_video(split_dir: str, vid: str, objects: dict[str, list[str]]) -> FileVideo:
@@ -33,7 +33,7 @@ def youtube_vos_video(split_dir: str, vid: str, objects: dict[str, list[str]]) -
     return FileVideo(vid, [frames[s] for s in stems], [masks[s] for s in stems], start=start)
 
 
-class YouTubeVOSClips(ClipDataset):
+class YouTubeVOSClips(ListedVideos, ClipDataset):
     """Training clips from YouTube-VOS 2018 / 2019 (published stage 2 data).
 
     Args:
@@ -60,9 +60,3 @@ class YouTubeVOSClips(ClipDataset):
         self.videos = [youtube_vos_video(split_dir, v, meta[v]) for v in names]
         if not self.videos:
             raise InputError(f"no videos listed in {os.path.join(split_dir, 'meta.json')}")
-
-    def num_videos(self) -> int:
-        return len(self.videos)
-
-    def video(self, v: int) -> FileVideo:
-        return self.videos[v]

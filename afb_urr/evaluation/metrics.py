@@ -1,7 +1,7 @@
 """J (region similarity), F (contour accuracy) and their statistics.
 
 The numbers are those of the DAVIS 2017 evaluation package (semi-supervised
-task); the definitions are written out in docs of the project (metrics.md):
+task), defined as follows:
 
 * J = |A & B| / |A | B|, 1 when the union is empty. Void pixels are not
   excluded (the package passes no void mask in the semi-supervised task).

@@ -144,6 +144,24 @@ class Segmenter:
             of a video; the published protocol skips it).
         Bad input raises ValueError/TypeError and leaves the state unchanged.
         """
+        x, labels_in, new_ids = self._check_input(frame, mask)
+        t = self.frame_index + 1
+        probs, ids = self._predict(x, labels_in, new_ids)
+        if memorize or new_ids:
+            self._memorize(x, probs, new_ids, t)
+        self.object_ids = ids
+        self.frame_index = t
+        self.size = tuple(x.shape[-2:])
+        lut = torch.tensor(ids, dtype=torch.uint8, device=self.device)
+        labels = lut[probs.argmax(dim=0)].cpu().numpy()
+        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t)
+
+    def _check_input(self, frame, mask):
+        """Validate a step's input against the video so far (nothing changes here).
+
+        Returns (frame 1 x 3 x H x W on the device, label map H x W int64 or None,
+        the ids of the objects that start at this frame).
+        """
         x = _as_frame(frame, self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -162,37 +180,34 @@ class Segmenter:
                 raise ValueError("the first mask has no object (all pixels are background)")
         if new_ids:
             self.bank.check_fits(self._features_per_frame(size), self.num_objects + len(new_ids))
+        return x, labels_in, new_ids
 
-        t = self.frame_index + 1
+    def _predict(self, x: torch.Tensor, labels_in, new_ids: list[int]):
+        """(probabilities K x H x W over the objects, background first; their ids): the
+        given mask on the first frame, else the network's read of the bank (new objects forced)."""
         if self.frame_index < 0:
             ids = [0] + new_ids
             onehot = torch.from_numpy(labels_in).to(self.device)
-            probs = (onehot.unsqueeze(0) == torch.tensor(ids, device=self.device).view(-1, 1, 1)).float()
+            return (onehot.unsqueeze(0) == torch.tensor(ids, device=self.device).view(-1, 1, 1)).float(), ids
+        logits = self._segment(x)
+        ids = list(self.object_ids)
+        if new_ids:
+            logits = self._force_new_objects(logits, labels_in, new_ids)
+            ids = ids + new_ids
+        return torch.softmax(logits, dim=0), ids
+
+    def _memorize(self, x: torch.Tensor, probs: torch.Tensor, new_ids: list[int], t: int) -> None:
+        """Put frame ``t`` with its probabilities into the bank (restart it on a first frame,
+        or when objects start here and ``new_object`` is "reset")."""
+        keys, values = self.model.memorize(x, probs)
+        if self.frame_index < 0 or (new_ids and self.new_object == "reset"):
+            self.bank.init(keys, values, t)
+        elif new_ids:
+            k_old = self.num_objects
+            self.bank.absorb(keys[:k_old], values[:k_old], t)
+            self.bank.add_objects(keys[k_old:], values[k_old:], t)
         else:
-            logits = self._segment(x)
-            ids = list(self.object_ids)
-            if new_ids:
-                logits = self._force_new_objects(logits, labels_in, new_ids)
-                ids = ids + new_ids
-            probs = torch.softmax(logits, dim=0)
-
-        if memorize or new_ids:
-            keys, values = self.model.memorize(x, probs)
-            if self.frame_index < 0 or (new_ids and self.new_object == "reset"):
-                self.bank.init(keys, values, t)
-            elif new_ids:
-                k_old = self.num_objects
-                self.bank.absorb(keys[:k_old], values[:k_old], t)
-                self.bank.add_objects(keys[k_old:], values[k_old:], t)
-            else:
-                self.bank.absorb(keys, values, t)
-
-        self.object_ids = ids
-        self.frame_index = t
-        self.size = size
-        lut = torch.tensor(ids, dtype=torch.uint8, device=self.device)
-        labels = lut[probs.argmax(dim=0)].cpu().numpy()
-        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t)
+            self.bank.absorb(keys, values, t)
 
     def _segment(self, x: torch.Tensor) -> torch.Tensor:
         """Logits K x H x W of frame ``x`` (1 x 3 x H x W); the read-out counts go into the bank."""
