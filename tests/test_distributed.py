@@ -37,7 +37,7 @@ WORKER = textwrap.dedent('''
 
     tc = TrainConfig(lr=1e-3, epochs=1, pretrained=False, num_workers=0, log_every=1, max_steps=3,
                      batchnorm="track", decoder_init_std=1.0, output_dir=os.path.join(out, "run"))
-    cfg = Config(model=ModelConfig("resnet18"), extra={"train": tc, "data": DataConfig(), "val": ValConfig()})
+    cfg = Config(model=ModelConfig("resnet18"), train=tc, data=DataConfig(), val=ValConfig())
 
     def flat(model):
         return torch.cat([p.detach().flatten() for p in model.parameters()])

@@ -47,7 +47,7 @@ def _cfg(tmp_path, **train):
               output_dir=str(tmp_path / "run"), bank_budget=100000, decoder_init_std=1.0)
     kw.update(train)
     return Config(model=ModelConfig("resnet18"),
-                  extra={"train": TrainConfig(**kw), "data": DataConfig(), "val": ValConfig()})
+                  train=TrainConfig(**kw), data=DataConfig(), val=ValConfig())
 
 
 def test_uncertainty_loss_matches_definition():
@@ -381,11 +381,10 @@ def test_evaluate_runs_the_segmenter(light_model):
 @pytest.mark.parametrize("name", ["train_stage0", "train_davis17", "train_youtube_vos", "train_synthetic",
                                   "train_synthetic_gpu"])
 def test_train_configs_load(name):
-    import afb_urr.training.config  # noqa: F401  (registers the sections)
     cfg = load_config(os.path.join(CONFIGS, name + ".yaml"))
-    tc, dc = cfg.extra["train"], cfg.extra["data"]
+    tc, dc = cfg.train, cfg.data
     assert isinstance(tc, TrainConfig) and isinstance(dc, DataConfig)
-    assert isinstance(cfg.extra.get("val", ValConfig()), ValConfig)
+    assert isinstance(cfg.val, ValConfig)
     if name == "train_stage0":
         assert (tc.lr, tc.lr_step, tc.epochs, dc.dataset) == (1e-5, 3, 12, "static")
     if name == "train_davis17":
@@ -396,13 +395,13 @@ def test_train_configs_load(name):
         assert cfg.model.backbone == "resnet18" and dc.dataset == "synthetic"
     if name == "train_synthetic_gpu":  # the CPU recipe with more steps: nothing else may drift
         cpu = load_config(os.path.join(CONFIGS, "train_synthetic.yaml"))
-        ctc = cpu.extra["train"]
+        ctc = cpu.train
         scaled = {"epochs", "lr_step", "num_workers", "output_dir", "checkpoint_steps", "log_every"}
         for key in vars(ctc):
             if key not in scaled:
                 assert getattr(tc, key) == getattr(ctc, key), key
         assert (tc.epochs, tc.lr_step) == (20, 14)
-        assert dc == cpu.extra["data"] and cfg.model == cpu.model
+        assert dc == cpu.data and cfg.model == cpu.model
 
 
 def test_same_trunk_init_copies_the_query_trunk(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import InferenceConfig
-from ..segmenter import Segmenter
+from ..inference.segmenter import Segmenter
 
 
 @dataclass
