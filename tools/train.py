@@ -72,8 +72,7 @@ def evaluate_checkpoint(cfg, vc, args) -> int:
 
     from afb_urr import load_model
     from afb_urr.checkpoint import CheckpointError
-    from afb_urr.training.trainer import build_val_videos
-    from afb_urr.training.validate import evaluate
+    from afb_urr.training.validate import build_val_videos, evaluate
 
     if vc.videos == 0:
         print("error: --evaluate needs held-out videos: set val.videos in the config or pass "
@@ -102,7 +101,7 @@ def main(argv=None) -> int:
         import torch
         torch.set_num_threads(args.threads)
     from afb_urr.training.config import load_train_config, train_sections
-    from afb_urr.training.trainer import Trainer
+    from afb_urr.training.loop import Trainer
 
     try:
         cfg = load_train_config(args.config)
