@@ -11,7 +11,7 @@ def test_resume_reproduces_next_step_exactly(tmp_path, schedule):
     # The checkpoint after step 1 is mid-epoch; the resumed run then does step 2
     # (end of epoch 1, StepLR decay) and step 3 (epoch 2).
     full = Trainer(train_cfg(tmp_path / "a", checkpoint_steps=1, accumulate=2, max_steps=3, warmup_steps=3,
-                        lr_schedule=schedule),
+                             lr_schedule=schedule),
                    train_set=ToyClips(3), val_videos=[], device="cpu", progress=False)
     saved = {}
 
