@@ -185,11 +185,6 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     val: ValConfig = field(default_factory=ValConfig)
 
-    @property
-    def extra(self) -> dict[str, Any]:
-        """The training sections by name (``data``, ``train``, ``val``)."""
-        return {"data": self.data, "train": self.train, "val": self.val}
-
     def as_dict(self) -> dict[str, dict]:
         """Every section as plain data (for checkpoints and logs)."""
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}

@@ -26,7 +26,7 @@ def _run(argv, capsys):
 
 def test_evaluate_prints_the_scores_of_evaluate(setup, light_model, capsys):
     from afb_urr.config import ValConfig
-    from afb_urr.training.trainer import build_val_videos
+    from afb_urr.training.validate import build_val_videos
     from afb_urr.training.validate import evaluate
     cfg, ckpt = setup
     rc, out, err = _run(["--config", cfg, "--evaluate", ckpt, "--val-videos", "3"], capsys)

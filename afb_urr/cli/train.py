@@ -67,7 +67,7 @@ def evaluate_checkpoint(cfg, vc, args) -> int:
 
     from ..checkpoint import load_model
     from ..inference import resolve_device
-    from ..training.trainer import build_val_videos
+    from ..training.validate import build_val_videos
     from ..training.validate import evaluate
 
     if vc.videos == 0:
@@ -91,7 +91,7 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     from ..config import load_config
-    from ..training.trainer import Trainer
+    from ..training.loop import Trainer
 
     cfg = load_config(args.config)
     tc, vc = cfg.train, cfg.val
