@@ -52,7 +52,7 @@ from ..config import InferenceConfig
 from ..io.frame_cache import FrameCache
 from ..segmenter import Segmenter, _as_mask
 from .plan import check_direction, clip_span, governed_spans, governor
-from .results import ResultStore
+from .results import ResultStore, step_record
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
 
 
@@ -85,13 +85,6 @@ class _Run:
     @property
     def key(self) -> tuple:
         return (self.anchor, self.direction, self.version, self.digest)
-
-
-def _record(result) -> np.ndarray:
-    """StepResult -> H x W x 3 uint8: labels, winning probability, uncertainty (x255)."""
-    conf = result.probs.max(dim=0).values.float().cpu().numpy()
-    return np.dstack([result.labels, np.rint(conf * 255).astype(np.uint8),
-                      np.rint(result.uncertainty * 255).astype(np.uint8)])
 
 
 class VideoSession:
@@ -291,36 +284,36 @@ class VideoSession:
         need = self._needs(direction, start, end)
         done: set[int] = set()
         for sweep in ("forward", "backward"):
-            todo = {a: far for (a, d), far in need.items() if d == sweep}
+            starts = {a: far for (a, d), far in need.items() if d == sweep}
             if sweep == "forward":
-                order = range(min([start, *todo]), end + 1)
+                order = range(min([start, *starts]), end + 1)
             else:
-                order = range(max([end, *todo]), start - 1, -1)
+                order = range(max([end, *starts]), start - 1, -1)
             active: list[_Run] = []
             for t in order:
-                self._advance(active, todo, sweep, t)
+                self._advance(active, starts, sweep, t)
                 if start <= t <= end and t not in done and \
                         self._covered(t, self._deciders(t, direction)):
                     done.add(t)
                     yield t, self.result(t)
 
-    def _advance(self, active: list[_Run], todo: dict[int, int], sweep: str, t: int) -> None:
+    def _advance(self, active: list[_Run], starts: dict[int, int], sweep: str, t: int) -> None:
         """Step the active runs at frame t, then validate (and if needed start) the run at t."""
         frame = None
         for run in list(active):
             frame = self.frames[t] if frame is None else frame
             res = run.segmenter.step(frame, memorize=t != run.target)
-            self.results.put(("run", *run.key, t), _record(res))
+            self.results.put(("run", *run.key, t), step_record(res))
             self.frames_computed += 1
             self.last_computed.append(t)
             self._reach[run.key] = t
             if t == run.target:
                 active.remove(run)  # frees its bank
-        if t not in todo:
+        if t not in starts:
             return
         init = self._compose(t, self._deciders(t, sweep))[..., 0]
         run = _Run(t, sweep, self._version[t], hashlib.sha1(init.tobytes()).hexdigest()[:16],
-                   todo[t])
+                   starts[t])
         for key in [k for k in self._reach if k[:2] == (t, sweep) and k != run.key]:
             self._drop_run(key)
         self._current[(t, sweep)] = run.key
