@@ -17,9 +17,12 @@ With --dataset, every sequence of a dataset folder is segmented by its protocol
 (afb_urr/inference/protocols.py); a summary with fps and peak memory ends the run,
 and a rerun skips the sequences already finished.
 
-Each mode is one function (``run_video``, ``run_demo``, ``run_dataset``) registered in ``MODES``;
-``select_mode`` picks it from the arguments, so further modes plug in beside them. The
-model assembly is :func:`afb_urr.inference.build_segmenter`'s.
+Layout: each argument group is one ``add_*_options(parser)`` function listed in
+``OPTION_GROUPS`` (a feature adds its group there, in its own module when it is
+more than a few options); each mode is one function (``run_video`` in
+infer_video.py, ``run_demo``, ``run_dataset``) registered in ``MODES``, and
+``select_mode`` picks it from the arguments. The model options and the Segmenter
+they make are infer_model.py's (over :func:`afb_urr.inference.build_segmenter`).
 """
 from __future__ import annotations
 
@@ -27,18 +30,15 @@ import argparse
 import os
 
 from . import HelpFormatter, add_debug_option, run_tool
+from .infer_model import add_model_options, build_segmenter, build_segmenter_factory
+from .infer_video import run_video
 
-DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml; with --dataset, the config named after the dataset
 DATASETS = ("davis17", "youtube_vos", "long_video")
 DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Semi-supervised video object segmentation with AFB-URR: give the first "
-                    "frame's label map, get one for every frame.",
-        formatter_class=HelpFormatter)
-    io = p.add_argument_group("input / output")
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    io = p.add_argument_group("input")
     io.add_argument("--video", metavar="PATH",
                     help="video file (anything OpenCV reads), folder of frames (jpg/png/bmp/webp, "
                          "sorted by name), or DAVIS-style sequence folder "
@@ -50,34 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
                          "(values); 0 = background, 1..N = objects, 255 (DAVIS void) = background, "
                          "a 0/255 binary mask = one object. Default for a DAVIS sequence: "
                          "Annotations/480p/<seq>/<first frame>.png")
-    io.add_argument("--out", metavar="DIR",
-                    help="folder for the masks: one DAVIS-palette PNG per frame, named after the "
-                         "frame (00000.png ... for video files)")
-    io.add_argument("--overlay", metavar="FILE.mp4",
-                    help="also write an mp4 with the objects tinted and outlined, for a visual check")
-    io.add_argument("--fps", type=float, default=24.0,
-                    help="frame rate of the overlay when the input has none (folders of frames)")
-    io.add_argument("--max-frames", type=int, metavar="N",
-                    help="stop after N frames (the N-th is then treated as the last frame)")
-    m = p.add_argument_group("model")
-    m.add_argument("--weights", metavar="CKPT",
-                   help="checkpoint (published format); for --demo default weights/demo_synthetic_resnet18.pth")
-    m.add_argument("--config",
-                   help="YAML config (path or name in configs/); its 'inference' section sets the "
-                        f"feature bank; the options below override it (default: {DEFAULT_CONFIG}; "
-                        "with --dataset, that dataset's config: davis17, youtube_vos, long_video)")
-    m.add_argument("--device", default=None,
-                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
-    m.add_argument("--budget", type=int,
-                   help="feature-bank entries over all objects (config default 300000)")
-    m.add_argument("--update-rate", type=float,
-                   help="feature-bank merge rate (0.1 DAVIS, 0.05 YouTube-VOS / long videos)")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR",
+                     help="folder for the masks: one DAVIS-palette PNG per frame, named after the "
+                          "frame (00000.png ... for video files)")
+    out.add_argument("--overlay", metavar="FILE.mp4",
+                     help="also write an mp4 with the objects tinted and outlined, for a visual check")
+    out.add_argument("--fps", type=float, default=24.0,
+                     help="frame rate of the overlay when the input has none (folders of frames)")
+    out.add_argument("--max-frames", type=int, metavar="N",
+                     help="stop after N frames (the N-th is then treated as the last frame)")
+
+
+def add_demo_options(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("demo")
     d.add_argument("--demo", action="store_true",
                    help="segment a deterministic synthetic video (40 frames of moving textured "
                         "shapes, 2 objects) with the demo weights and print its mean J (IoU over "
                         "frames 1..39 and both objects) against the known masks; --out and "
                         "--overlay also work here")
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
     ds = p.add_argument_group(
         "dataset protocols",
         "segment every sequence of a dataset folder into --out and print sequences done/skipped, "
@@ -98,61 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
                                     "youtube_vos: split folder (default valid); unused for long_video")
     ds.add_argument("--resolution", default="480p",
                     help="davis17: resolution folder under JPEGImages/Annotations")
+
+
+def add_other_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("other")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_debug_option(g)
+
+
+# One function per argument group, in --help order; a feature adds its group here.
+OPTION_GROUPS = [add_input_options, add_output_options, add_model_options, add_demo_options,
+                 add_dataset_options, add_other_options]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Semi-supervised video object segmentation with AFB-URR: give the label map "
+                    "of some frames, get one for every frame.",
+        formatter_class=HelpFormatter)
+    for add in OPTION_GROUPS:
+        add(p)
     return p
-
-
-def build_segmenter_factory(args, weights: str):
-    """A callable making a fresh Segmenter per video from --config, --device, --budget,
-    --update-rate; the weights are loaded on its first call, once."""
-    from ..inference import segmenter_factory
-    return segmenter_factory(weights, args.config or DEFAULT_CONFIG, args.device, budget=args.budget,
-                             update_rate=args.update_rate)
-
-
-def build_segmenter(args, weights: str):
-    """Load ``weights`` into a Segmenter configured by the arguments."""
-    return build_segmenter_factory(args, weights)()
-
-
-def _check_out_dir(out: str, source) -> None:
-    src_dir = getattr(source, "path", None)
-    if src_dir and os.path.isdir(src_dir) and os.path.realpath(out) == os.path.realpath(src_dir):
-        raise ValueError(f"--out {out} is the input frame folder; choose another folder so the "
-                         f"frames are not overwritten")
-
-
-def run_video(args) -> int:
-    """Segment --video from --mask (or the DAVIS sequence's first annotation)."""
-    from ..inference import segment_stream, write_outputs
-    from ..io import open_frames, read_mask, void_to_background
-    if not args.video:
-        raise ValueError("--video is required (or use --demo)")
-    if not args.weights:
-        raise ValueError("--weights is required: a checkpoint to segment with")
-    if not args.out and not args.overlay:
-        raise ValueError("nothing to write: give --out DIR and/or --overlay FILE.mp4")
-    source = open_frames(args.video, sequence=args.sequence)
-    mask_path = args.mask or source.default_mask
-    if mask_path is None:
-        raise ValueError(f"--mask is required: {args.video} has no first-frame annotation "
-                         f"(only DAVIS-style sequence folders come with one)")
-    mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None)
-    if args.out:
-        _check_out_dir(args.out, source)
-        os.makedirs(args.out, exist_ok=True)
-    segmenter = build_segmenter(args, args.weights)
-    steps = segment_stream(segmenter, source, first_mask=mask, first_mask_name=f"mask {mask_path}",
-                           max_frames=args.max_frames,
-                           progress=not args.no_progress,
-                           desc=os.path.basename(os.path.normpath(args.video)))
-    n = write_outputs(steps, args.out, args.overlay, source.fps or args.fps)
-    where = [f"{n} masks in {args.out}"] if args.out else []
-    where += [f"overlay {args.overlay}"] if args.overlay else []
-    print(f"segmented {n} frames: " + ", ".join(where))
-    return 0
 
 
 def run_demo(args) -> int:
