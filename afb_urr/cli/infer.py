@@ -37,32 +37,91 @@ DATASETS = ("davis17", "youtube_vos", "long_video")
 DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def add_input_options(p: argparse.ArgumentParser) -> None:
     io = p.add_argument_group("input")
     io.add_argument("--video", metavar="PATH",
                     help="video file (anything OpenCV reads), folder of frames (jpg/png/bmp/webp, "
-                         "sorted by name), or DAVIS-style sequence folder "
-                         "<root>/JPEGImages/480p/<seq>")
+                         "sorted by name), DAVIS-style sequence folder <root>/JPEGImages/480p/<seq> "
+                         "(its Annotations/480p/<seq>/*.png are the default masks, all of them), a "
+                         "camera index (0) or a stream URL (rtsp://, http://, ...)")
     io.add_argument("--sequence", metavar="NAME",
                     help="sequence to take when --video is a dataset root holding several")
-    io.add_argument("--mask", metavar="PNG",
-                    help="first frame's label map: palette PNG (indices) or grayscale PNG "
-                         "(values); 0 = background, 1..N = objects, 255 (DAVIS void) = background, "
-                         "a 0/255 binary mask = one object. Default for a DAVIS sequence: "
-                         "Annotations/480p/<seq>/<first frame>.png")
+    io.add_argument("--mask", metavar="PNG", action="append",
+                    help="the label map of one frame (the first; with --start-frame that frame; "
+                         "with --direction backward the last): palette PNG (indices) or grayscale "
+                         "PNG (values); 0 = background, 1..N = objects, 255 (DAVIS void) = "
+                         "background, a 0/255 binary mask = one object. Give it once")
+    io.add_argument("--masks", metavar="DIR",
+                    help="folder of label PNGs named after their frames (<frame>.png; for a video "
+                         "file 00012.png or 12.png), any subset of frames: an id first seen at a "
+                         "frame is an object entering there, an id seen before is a correction")
+    io.add_argument("--resize-masks", action="store_true",
+                    help="resize (nearest-neighbour) masks that are 1-2 px off the frame size "
+                         "instead of refusing them; other sizes are always refused")
+    io.add_argument("--stream-timeout", type=positive_float, metavar="S",
+                    help="live sources: end the run when no frame came for S seconds (default 10); "
+                         "the masks so far are kept and the output is marked INCOMPLETE")
+
+
+def add_propagation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("propagation (--video)")
+    g.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
+                   help="forward: each object from its latest mask before a frame; backward: from "
+                        "its earliest mask after it; both: from the nearest mask (ties: the "
+                        "earlier one)")
+    g.add_argument("--start-frame", metavar="FRAME",
+                   help="frame (name or index) the --mask is for and where the run starts; with "
+                        "--masks, forward writes the frames from it on, backward those up to it")
+    g.add_argument("--max-frames", type=positive_int, metavar="N",
+                   help="segment at most N frames from the start (backward: up to it); forward "
+                        "from one mask, the N-th is treated as the last frame")
+    g.add_argument("--new-object", choices=("keep", "reset"),
+                   help="keep (default for --video): objects entering later join the memory of "
+                        "the others; reset (the published protocol, used by --dataset): the whole "
+                        "memory restarts at the frame where an object enters")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
+    from ..io.exports import FORMATS
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR",
-                     help="folder for the masks: one DAVIS-palette PNG per frame, named after the "
-                          "frame (00000.png ... for video files)")
+                     help="folder for the masks, one file per frame named after it (00000.png ... "
+                          "for video files); a run that stops part-way leaves an INCOMPLETE file "
+                          "saying why; a folder holding another run's files is refused")
+    out.add_argument("--format", nargs="+", choices=FORMATS, metavar="NAME",
+                     help="export formats (default palette): palette (<out>/<frame>.png, DAVIS "
+                          "palette), binary (<out>/binary/<id>/<frame>.png, 0/255), coco "
+                          "(<out>/coco.json, RLE masks with frame, object id, area, bbox), rgba "
+                          "(<out>/rgba/<id>/<frame>.png cut-outs)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="clear the masks and exports of an earlier run from --out first")
     out.add_argument("--overlay", metavar="FILE.mp4",
                      help="also write an mp4 with the objects tinted and outlined, for a visual check")
+    out.add_argument("--overlay-uncertainty", action="store_true",
+                     help="shade the pixels where the model is unsure (magenta) in the overlay")
     out.add_argument("--fps", type=float, default=24.0,
                      help="frame rate of the overlay when the input has none (folders of frames)")
-    out.add_argument("--max-frames", type=int, metavar="N",
-                     help="stop after N frames (the N-th is then treated as the last frame)")
+    out.add_argument("--report", metavar="FILE.csv",
+                     help="write per frame its uncertainty score (sum of the uncertainty over the "
+                          "foreground area) and per object its confidence (mean probability) and "
+                          "area: columns frame_index, frame, score, object_id, confidence, area")
+    out.add_argument("--suggest", type=positive_int, metavar="K",
+                     help="print the K frames most worth annotating next (highest score, "
+                          "annotated frames left out)")
 
 
 def add_demo_options(p: argparse.ArgumentParser) -> None:
@@ -104,8 +163,8 @@ def add_other_options(p: argparse.ArgumentParser) -> None:
 
 
 # One function per argument group, in --help order; a feature adds its group here.
-OPTION_GROUPS = [add_input_options, add_output_options, add_model_options, add_demo_options,
-                 add_dataset_options, add_other_options]
+OPTION_GROUPS = [add_input_options, add_propagation_options, add_output_options, add_model_options,
+                 add_demo_options, add_dataset_options, add_other_options]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,9 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options only the --video mode reads: other modes refuse them rather than drop them.
+VIDEO_ONLY = ("video", "sequence", "mask", "masks", "resize_masks", "stream_timeout", "start_frame",
+              "max_frames", "new_object", "format", "overwrite", "overlay_uncertainty", "report",
+              "suggest")
+
+
+def reject_video_options(args, mode: str, allowed=()) -> None:
+    """One-line error naming the --video options given to another mode (they would be ignored)."""
+    given = [f"--{k.replace('_', '-')}" for k in VIDEO_ONLY
+             if k not in allowed and getattr(args, k, None) not in (None, False)]
+    if args.direction != "forward" and "direction" not in allowed:
+        given.append("--direction")
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot be combined with {mode}")
+
+
 def run_demo(args) -> int:
     """Segment the deterministic synthetic demo video and print its mean J."""
     from ..inference import demo
+    reject_video_options(args, "--demo")
     weights = args.weights or demo.demo_weights()
     if not args.weights and not os.path.isfile(weights):  # a given --weights fails in the factory
         raise ValueError(f"demo weights not found at {weights}; train them with "
@@ -144,10 +220,9 @@ def run_dataset(args) -> int:
         raise ValueError("--weights is required: a checkpoint to segment with")
     if not args.out:
         raise ValueError("--out is required with --dataset: the results folder")
-    unused = [o for o, v in (("--video", args.video), ("--sequence", args.sequence), ("--mask", args.mask),
-                             ("--overlay", args.overlay), ("--max-frames", args.max_frames)) if v]
-    if unused:
-        raise ValueError(f"{', '.join(unused)} cannot be combined with --dataset")
+    if args.overlay:
+        raise ValueError("--overlay cannot be combined with --dataset")
+    reject_video_options(args, "--dataset")
     if args.split and args.dataset == "long_video":
         raise ValueError("--split does not apply to --dataset long_video (its root has no splits)")
     if args.config is None:

@@ -35,3 +35,12 @@ def build_segmenter_factory(args, weights: str, **overrides):
 def build_segmenter(args, weights: str, **overrides):
     """Load ``weights`` into a Segmenter configured by the arguments."""
     return build_segmenter_factory(args, weights, **overrides)()
+
+
+def bank_budget(args) -> int:
+    """The feature bank's entries for these arguments (--budget, else the config's), read
+    without loading the weights."""
+    if args.budget is not None:
+        return args.budget
+    from ..config import load_config
+    return load_config(args.config or DEFAULT_CONFIG, sections=("model", "inference")).inference.budget
