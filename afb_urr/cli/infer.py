@@ -1,4 +1,4 @@
-"""``afb-urr-infer`` / ``python tools/infer.py``: segment a video from its first frame's mask, or run the synthetic demo.
+"""``afb-urr-infer`` / ``python tools/infer.py``: segment a video from masks of any of its frames, run a dataset protocol, or the synthetic demo.
 
   python tools/infer.py --video clip.mp4 --mask first.png --weights ckpt.pth --out masks/
   python tools/infer.py --video DAVIS/JPEGImages/480p/bike-packing --weights ckpt.pth \\
