@@ -1,0 +1,110 @@
+// The timeline: one cell per frame (result / out of date / none), annotated-frame markers,
+// the frames a running job has finished, the current frame, and the uncertainty strip below.
+// Click or drag to move through the video.
+
+const C = {
+  none: "#262b35", done: "#3d6fc4", running: "#5b8ee6", stale: "#7a5a1c", ann: "#f5c542",
+  cursor: "#ffffff", strip: "#1d2129",
+};
+
+export class Timeline {
+  constructor(canvas, onseek) {
+    this.canvas = canvas;
+    this.onseek = onseek;
+    this.n = 0;
+    this.current = 0;
+    this.done = new Set(); this.stale = new Set(); this.annotated = new Set(); this.fresh = new Set();
+    this.scores = [];
+    this.hover = -1;
+    let dragging = false;
+    const seek = (e) => this.onseek(this.frameAt(e.clientX));
+    canvas.addEventListener("pointerdown", (e) => { dragging = true; canvas.setPointerCapture(e.pointerId); seek(e); });
+    canvas.addEventListener("pointermove", (e) => {
+      if (dragging) seek(e);
+      this.hover = this.frameAt(e.clientX);
+      canvas.title = this.describe(this.hover);
+    });
+    canvas.addEventListener("pointerup", () => { dragging = false; });
+    new ResizeObserver(() => this.draw()).observe(canvas);
+  }
+
+  frameAt(clientX) {
+    const r = this.canvas.getBoundingClientRect();
+    return Math.max(0, Math.min(this.n - 1, Math.floor((clientX - r.left) / r.width * this.n)));
+  }
+
+  describe(t) {
+    const parts = [`frame ${t}`];
+    if (this.annotated.has(t)) parts.push("annotated");
+    else if (this.stale.has(t)) parts.push("out of date");
+    else if (this.done.has(t)) parts.push("result");
+    if (this.scores[t] != null) parts.push(`uncertainty ${this.scores[t].toFixed(3)}`);
+    return parts.join(" · ");
+  }
+
+  setState(state) {
+    this.n = state.video.num_frames;
+    this.done = new Set(state.done);
+    this.stale = new Set(state.stale);
+    this.annotated = new Set(state.annotated);
+    this.scores = state.scores.slice();
+    this.fresh = new Set();
+    this.draw();
+  }
+
+  frameDone(t, score) {
+    this.done.add(t); this.fresh.add(t); this.stale.delete(t);
+    if (score != null) this.scores[t] = score;
+    this.draw();
+  }
+
+  scoreScale() {  // the 95th percentile of the known scores maps to full colour
+    const known = this.scores.filter((s) => s != null).sort((a, b) => a - b);
+    return known.length ? Math.max(1e-6, known[Math.floor(0.95 * (known.length - 1))]) : 1;
+  }
+
+  draw() {
+    const { canvas } = this;
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(canvas.clientWidth * dpr);
+    canvas.height = Math.round(canvas.clientHeight * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const W = canvas.clientWidth, H = canvas.clientHeight;
+    ctx.clearRect(0, 0, W, H);
+    if (!this.n) return;
+    const cw = W / this.n, top = 8, barH = H - top - 14, stripY = top + barH + 3, stripH = 11;
+    const scale = this.scoreScale();
+    ctx.fillStyle = C.strip;
+    ctx.fillRect(0, stripY, W, stripH);
+    for (let t = 0; t < this.n; t++) {
+      const x = t * cw, wcell = Math.max(1, cw - (cw > 4 ? 1 : 0));
+      let colour = C.none;
+      if (this.done.has(t)) colour = this.fresh.has(t) ? C.running : C.done;
+      ctx.fillStyle = colour;
+      ctx.fillRect(x, top, wcell, barH);
+      if (this.stale.has(t) && !this.annotated.has(t)) {
+        ctx.fillStyle = C.stale;
+        ctx.fillRect(x, top + barH * 0.55, wcell, barH * 0.45);
+      }
+      const s = this.scores[t];
+      if (s != null && !this.annotated.has(t)) {
+        const v = Math.min(1, s / scale);
+        ctx.fillStyle = `rgba(${Math.round(120 + 125 * v)},${Math.round(165 - 95 * v)},${Math.round(36 + 20 * v)},${0.15 + 0.85 * v})`;
+        ctx.fillRect(x, stripY, wcell, stripH);
+      }
+    }
+    for (const t of this.annotated) this._diamond(ctx, (t + 0.5) * cw, top - 1);
+    const cx = (this.current + 0.5) * cw;
+    ctx.fillStyle = C.cursor;
+    ctx.fillRect(cx - 1, 0, 2, H);
+  }
+
+  _diamond(ctx, x, y) {
+    ctx.fillStyle = C.ann;
+    ctx.beginPath();
+    ctx.moveTo(x, y - 5); ctx.lineTo(x + 4, y); ctx.lineTo(x, y + 5); ctx.lineTo(x - 4, y);
+    ctx.closePath();
+    ctx.fill();
+  }
+}
