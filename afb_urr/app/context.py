@@ -81,7 +81,8 @@ class AppContext:
             if not labels.any() and not removed and t not in session.anchors():
                 raise AppError(f"the mask for frame {t} holds no object")
             self.engine.annotate(session, t, labels, given, removed)
-            stale = dependents(session.anchors() + [t], t, self.library.info(session.video).num_frames)
+            n = self.library.info(session.video).num_frames
+            stale = dependents(session.anchors() + [t], t, n) & session.done_set()
             session.set_annotation(t, labels, removed, stale)
             self.jobs.events(session.id).publish({"type": "mask", "t": t})
 
@@ -93,7 +94,8 @@ class AppContext:
             anchors = session.anchors()
             session.drop_annotation(t)
             n = self.library.info(session.video).num_frames
-            session.state["stale"] = sorted(set(session.state["stale"]) | dependents(anchors, t, n) | {t})
+            changed = (dependents(anchors, t, n) | {t}) & session.done_set()
+            session.state["stale"] = sorted(set(session.state["stale"]) | changed)
             session.save()
             self.engine.forget(session.id)
 

@@ -26,7 +26,14 @@ from .paths import atomic_write, check_id, confine
 MAX_OBJECTS = 254
 
 
+# Bright, distinct colours for the page (exports keep the DAVIS palette by label id).
+COLOURS = ("#ff4d5e", "#2ecc71", "#4c8bf5", "#ffb020", "#b45cff", "#00c9d8", "#ff7ab8", "#a3e048",
+           "#ff8a3d", "#5d6cff")
+
+
 def default_colour(obj: int) -> str:
+    if obj <= len(COLOURS):
+        return COLOURS[obj - 1]
     r, g, b = (int(c) for c in davis_palette()[obj])
     return f"#{r:02x}{g:02x}{b:02x}"
 

@@ -58,9 +58,11 @@ export class Timeline {
     this.draw();
   }
 
-  scoreScale() {  // the 95th percentile of the known scores maps to full colour
+  scoreScale() {  // full colour at the 95th percentile, but at least 2.5x the median score
     const known = this.scores.filter((s) => s != null).sort((a, b) => a - b);
-    return known.length ? Math.max(1e-6, known[Math.floor(0.95 * (known.length - 1))]) : 1;
+    if (!known.length) return 1;
+    const q = (f) => known[Math.floor(f * (known.length - 1))];
+    return Math.max(1e-6, q(0.95), 2.5 * q(0.5));
   }
 
   draw() {
