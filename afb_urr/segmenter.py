@@ -5,6 +5,7 @@ no frame: per-video memory is the bank, bounded by its budget.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,9 +13,16 @@ import torch
 
 from .bank import EVICTION_MODES, FeatureBank
 from .model import AFBURR
+from .model.decoder import uncertainty_map
 
 NEW_OBJECT_MODES = ("reset", "keep")
 _FORCE = 1000.0
+# Format of Segmenter.state_dict(); bump when its contents change meaning.
+SNAPSHOT_FORMAT = "afb_urr.segmenter"
+SNAPSHOT_VERSION = 1
+_BANK_SETTINGS = ("budget", "update_rate", "merge_threshold", "eviction", "readout_threshold",
+                  "score_max", "chunk_bytes")
+_BANK_TENSORS = ("keys", "values", "inserted_at", "scores")
 
 
 @dataclass
@@ -25,11 +33,20 @@ class StepResult:
     probs: K x H x W float tensor, background first, on the compute device.
     object_ids: label id of each of the K rows of ``probs`` (0 first).
     frame_index: index of this frame in the video.
+    uncertainty: H x W float32 numpy map in [0, 1]: the URR's uncertainty
+        formula U = exp(1 - top1 / (top2 + 1e-8)) applied to this frame's
+        prediction (``probs``, the K probabilities normalised over objects),
+        at frame size. Near 1 where two objects tie, near 0 where one wins
+        clearly; 0 on a frame given by its mask. (The decoder's internal URR
+        map is the same formula on the rough, pre-refinement probabilities at
+        1/2 resolution after the published softmax-of-probabilities, which
+        keeps it above exp(1 - e) ~ 0.18 everywhere: useless as a score.)
     """
     labels: np.ndarray
     probs: torch.Tensor
     object_ids: list[int]
     frame_index: int
+    uncertainty: np.ndarray | None = None
 
 
 def _as_frame(frame, device) -> torch.Tensor:
@@ -201,7 +218,9 @@ class Segmenter:
         self.size = size
         lut = torch.tensor(ids, dtype=torch.uint8, device=self.device)
         labels = lut[probs.argmax(dim=0)].cpu().numpy()
-        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t)
+        unc = uncertainty_map(probs.unsqueeze(0))[0, 0].float().cpu().numpy()
+        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t,
+                          uncertainty=unc)
 
     def _force_new_objects(self, logits: torch.Tensor, labels: np.ndarray, new_ids) -> torch.Tensor:
         """Published protocol for objects that start at this frame: their logits are
@@ -213,3 +232,79 @@ class Segmenter:
         new = torch.stack([torch.where(lab == obj, _FORCE, -_FORCE) for obj in new_ids]).to(logits.dtype)
         union = torch.isin(lab, torch.tensor(new_ids, device=self.device))
         return torch.cat([logits.masked_fill(union, -_FORCE), new], dim=0)
+
+    # ------------------------------------------------------------- snapshots
+    def _model_signature(self) -> dict:
+        """What a snapshot must match: trunk, feature sizes and a digest of the key head."""
+        w = self.model.keyval_r4.Key.weight.detach().float().cpu().contiguous()
+        digest = hashlib.sha1(w.numpy().tobytes()).hexdigest()[:16]
+        return {"backbone": self.model.backbone, "key_dim": self.model.key_dim,
+                "value_dim": self.model.value_dim, "weights": digest}
+
+    def state_dict(self, video: str | None = None) -> dict:
+        """The whole per-video state as CPU tensors and plain values (``torch.save``-able).
+
+        Holds the bank (keys, values, insertion frames, read-out scores,
+        evicted counts, settings), object ids, frame index, frame size,
+        ``new_object``, a format version, the model's signature and ``video``,
+        an identifier the caller chooses (e.g. path, frame count and size) that
+        :meth:`load_state_dict` checks.
+        """
+        bank = self.bank
+        return {
+            "format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "video": video,
+            "model": self._model_signature(),
+            "object_ids": list(self.object_ids), "frame_index": int(self.frame_index),
+            "size": list(self.size) if self.size is not None else None,
+            "new_object": self.new_object,
+            "bank": {**{k: getattr(bank, k) for k in _BANK_SETTINGS},
+                     **{k: [x.detach().cpu().clone() for x in getattr(bank, k)] for k in _BANK_TENSORS},
+                     "evicted": list(bank.evicted)},
+        }
+
+    def _check_snapshot(self, state, video: str | None) -> None:
+        """One-line ValueError when ``state`` is not a usable snapshot for this model and video."""
+        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError("not a Segmenter snapshot (no 'format': 'afb_urr.segmenter' entry)")
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {state.get('version')!r} is not supported "
+                             f"(this version reads {SNAPSHOT_VERSION})")
+        if video is not None and state.get("video") != video:
+            raise ValueError(f"snapshot is of video {state.get('video')!r}, not {video!r}")
+        mine = self._model_signature()
+        if state.get("model") != mine:
+            raise ValueError(f"snapshot was made with another model ({state.get('model')}), "
+                             f"this one is {mine}")
+        missing = [k for k in ("object_ids", "frame_index", "size", "new_object", "bank")
+                   if k not in state]
+        missing += [f"bank.{k}" for k in _BANK_SETTINGS + _BANK_TENSORS + ("evicted",)
+                    if k not in state.get("bank", {})]
+        if missing:
+            raise ValueError(f"snapshot is incomplete: missing {', '.join(missing)}")
+        bank, k = state["bank"], len(state["object_ids"])
+        lengths = [len(bank[name]) for name in _BANK_TENSORS + ("evicted",)]
+        if state["frame_index"] >= 0 and any(n != k for n in lengths):
+            raise ValueError(f"snapshot is inconsistent: {k} object ids but bank lists of "
+                             f"lengths {lengths}")
+
+    def load_state_dict(self, state: dict, video: str | None = None) -> None:
+        """Continue the video a :meth:`state_dict` snapshot was taken of.
+
+        ``video``, when given, must equal the identifier the snapshot was saved
+        with. A bad snapshot raises ValueError and leaves this Segmenter unchanged.
+        """
+        self._check_snapshot(state, video)
+        src = state["bank"]
+        if src["eviction"] not in EVICTION_MODES or state["new_object"] not in NEW_OBJECT_MODES:
+            raise ValueError(f"snapshot has unknown settings: eviction {src['eviction']!r}, "
+                             f"new_object {state['new_object']!r}")
+        bank = FeatureBank(max(1, len(state["object_ids"])),
+                           **{k: src[k] for k in _BANK_SETTINGS})
+        for name in _BANK_TENSORS:
+            setattr(bank, name, [x.to(self.device).clone() for x in src[name]])
+        bank.evicted = list(src["evicted"])
+        self.bank = bank
+        self.object_ids = [int(i) for i in state["object_ids"]]
+        self.frame_index = int(state["frame_index"])
+        self.size = tuple(state["size"]) if state["size"] is not None else None
+        self.new_object = state["new_object"]
