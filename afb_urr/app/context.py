@@ -134,7 +134,7 @@ class AppContext:
         p = job.params
         try:
             steps = self.engine.propagate(session, p["direction"], p["start"], p["end"],
-                                          job.cancel_event)
+                                          job.cancel_event, job.computed)
             for t, labels, score in steps:
                 session.stage(t, labels, score)
                 job.done += 1

@@ -123,8 +123,10 @@ class Engine:
                 video.remove_object(obj, None)
 
     def propagate(self, session: Session, direction: str, start: int | None, end: int | None,
-                  cancel: threading.Event):
-        """Yield ``(t, labels, score)`` as frames are done; stops early when ``cancel`` is set."""
+                  cancel: threading.Event, computed: list[int]):
+        """Yield ``(t, labels, score)`` as frames are done; stops early when ``cancel`` is set.
+
+        ``computed`` receives the frames the network segmented (the others were kept)."""
         with self.lock(session.id):
             video = self.live(session)
             steps = video.propagate(direction, start, end)
@@ -135,6 +137,7 @@ class Engine:
                         break
             finally:
                 steps.close()
+                computed[:] = video.last_computed
 
     def close(self) -> None:
         with self._lock:

@@ -58,7 +58,8 @@ class Job:
         self.created = time.time()
         self.finished: float | None = None
         self.cancel_event = threading.Event()
-        self.frames: list[int] = []
+        self.frames: list[int] = []     # frames finished, in order
+        self.computed: list[int] = []   # frames the network segmented (the others were kept)
         self.thread: threading.Thread | None = None
 
     @property
@@ -67,7 +68,8 @@ class Job:
 
     def public(self) -> dict:
         return {"id": self.id, "session": self.session_id, "state": self.state, "done": self.done,
-                "total": max(self.total, self.done), "message": self.message, **self.params,
+                "total": max(self.total, self.done), "computed": len(self.computed),
+                "message": self.message, **self.params,
                 "seconds": round((self.finished or time.time()) - self.created, 3)}
 
 
@@ -138,7 +140,7 @@ class JobManager:
         if job.cancel_event.is_set():
             self._finish(job, "cancelled", f"cancelled after {job.done} frames")
         else:
-            self._finish(job, "done", f"{job.done} frames")
+            self._finish(job, "done", f"{job.done} frames, {len(job.computed)} recomputed")
 
     def _finish(self, job: Job, state: str, message: str) -> None:
         job.state, job.message, job.finished = state, message, time.time()

@@ -296,7 +296,7 @@ class App {
     const fps = job.seconds > 0 ? ` · ${(job.done / job.seconds).toFixed(1)} fps` : "";
     status.textContent = {
       queued: "queued…", running: `${job.direction}: ${job.done} / ${job.total}${fps}`,
-      done: `done: ${job.done} frames in ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
+      done: `done: ${job.done} frames (${job.computed} recomputed) in ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
       cancelled: job.message,
     }[job.state];
     status.title = status.textContent;
