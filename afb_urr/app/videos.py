@@ -30,7 +30,7 @@ from .paths import atomic_write, check_id, confine
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 LOSSLESS = (".png", ".bmp", ".webp")
 DEMO_ID = "demo"
-DEMO_NAME = "demo (synthetic, 40 frames, 2 objects)"
+DEMO_NAME = "demo: synthetic, 40 frames"
 JPEG_QUALITY = 95
 
 

@@ -175,6 +175,7 @@ class App {
     const { width: w, height: h } = this.session.video;
     this.editor.load(t, labels, w, h, this.session.annotated.includes(t));
     this.view.setMask(labels, this.colours());
+    this.updateFrameInfo();
     for (let k = 1; k <= 3; k++) if (t + k < this.session.video.num_frames) this.frameImage(t + k).catch(() => {});
   }
 
@@ -296,7 +297,7 @@ class App {
     const fps = job.seconds > 0 ? ` · ${(job.done / job.seconds).toFixed(1)} fps` : "";
     status.textContent = {
       queued: "queued…", running: `${job.direction}: ${job.done} / ${job.total}${fps}`,
-      done: `done: ${job.done} frames (${job.computed} recomputed) in ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
+      done: `done: ${job.done} frames, ${job.computed} computed, ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
       cancelled: job.message,
     }[job.state];
     status.title = status.textContent;
