@@ -13,7 +13,7 @@ Starts `tools/app.py` (demo weights) in a subprocess on a free port, then:
    back to back: their latency (p50 / p95 / max);
 3. runs the same propagation in this process with ``VideoSession`` and with the streaming
    path of ``tools/infer.py`` (``segment_stream``), for comparison.
-Propagation times are the best of --repeat runs.
+Propagation times are the best of --repeat interleaved runs (a shared machine is noisy).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -99,33 +100,50 @@ def make_probe(client, video: str, sid: str, n: int):
     return probe
 
 
-def direct_runs(frames, mask0, device, repeat: int) -> tuple[float, float]:
-    """Best of ``repeat`` seconds for the same propagation with VideoSession, and with
-    segment_stream (the streaming path of tools/infer.py), alternating the two."""
-    import torch
+def in_thread(fn):
+    """Run ``fn()`` in a new thread and return its result. The app propagates in a worker
+    thread; timing the direct runs the same way keeps the comparison fair (on a CPU shared with
+    other work, PyTorch's OpenMP pool runs very differently in the main thread)."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn()))
+    worker.start()
+    worker.join()
+    return out[0]
 
-    from afb_urr import Segmenter, load_config, load_model
-    from afb_urr.app.settings import DEMO_WEIGHTS
-    from afb_urr.inference import VideoSession
-    from afb_urr.io import segment_stream
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_model(DEMO_WEIGHTS, device=dev)
-    cfg = load_config("davis17").inference
-    names = [f"{i:05d}" for i in range(len(frames))]
-    session_s, infer_s = [], []
-    for _ in range(repeat):
-        with VideoSession(list(frames), model, cfg, device=dev) as video:
-            video.add_mask(0, mask0)
+
+class Direct:
+    """The same propagation in this process: with VideoSession, and with segment_stream
+    (the streaming path of tools/infer.py)."""
+
+    def __init__(self, frames, mask0, device):
+        import torch
+
+        from afb_urr import load_config, load_model
+        from afb_urr.app.settings import DEMO_WEIGHTS
+        self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = load_model(DEMO_WEIGHTS, device=self.dev)
+        self.cfg = load_config("davis17").inference
+        self.frames, self.mask0 = list(frames), mask0
+
+    def session(self) -> float:
+        from afb_urr.inference import VideoSession
+        with VideoSession(self.frames, self.model, self.cfg, device=self.dev) as video:
+            video.add_mask(0, self.mask0)
             t0 = time.perf_counter()
             for _ in video.propagate("both"):
                 pass
-            session_s.append(time.perf_counter() - t0)
-        seg = Segmenter.from_config(model, cfg, device=dev)
+            return time.perf_counter() - t0
+
+    def stream(self) -> float:
+        from afb_urr import Segmenter
+        from afb_urr.io import segment_stream
+        seg = Segmenter.from_config(self.model, self.cfg, device=self.dev)
+        names = [f"{i:05d}" for i in range(len(self.frames))]
         t0 = time.perf_counter()
-        for _ in segment_stream(seg, list(zip(names, frames)), masks={names[0]: mask0}, progress=False):
+        for _ in segment_stream(seg, list(zip(names, self.frames)), masks={names[0]: self.mask0},
+                                progress=False):
             pass
-        infer_s.append(time.perf_counter() - t0)
-    return min(session_s), min(infer_s)
+        return time.perf_counter() - t0
 
 
 def pct(xs, q) -> float:
@@ -149,22 +167,26 @@ def main(argv=None) -> int:
                             headers={"content-type": "application/octet-stream"})
             r.raise_for_status()
             video = r.json()["id"]
-            quiet = min((run_job(client, new_session(client, video, truth[0]))[0]
-                         for _ in range(args.repeat)), key=lambda job: job["seconds"])
+            direct = Direct(frames, truth[0], args.device)
+            app_s, session_s, infer_s = [], [], []
+            for _ in range(args.repeat):  # interleaved, so that each sees the same machine load
+                app_s.append(run_job(client, new_session(client, video, truth[0]))[0]["seconds"])
+                session_s.append(in_thread(direct.session))
+                infer_s.append(in_thread(direct.stream))
             sid = new_session(client, video, truth[0])
             busy, frame_ms, mask_ms = run_job(client, sid, make_probe(client, video, sid, args.frames))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    session_s, infer_s = direct_runs(frames, truth[0], args.device, args.repeat)
+    quiet, session_s, infer_s = min(app_s), min(session_s), min(infer_s)
     n = args.frames
     print(f"video: {n} frames, {args.size[0]}x{args.size[1]}, device {args.device or 'default'}")
     print(f"{'propagation (both, from frame 0)':42s} {'seconds':>8s} {'fps':>6s}")
-    for name, s in (("app job, idle server", quiet["seconds"]), ("app job, while probed", busy["seconds"]),
+    for name, s in (("app job, idle server", quiet), ("app job, while probed", busy["seconds"]),
                     ("VideoSession in-process", session_s), ("segment_stream (tools/infer.py)", infer_s)):
         print(f"{name:42s} {s:8.2f} {n / s:6.2f}")
-    print(f"app vs tools/infer.py: {100 * (quiet['seconds'] / infer_s - 1):+.1f}%   "
-          f"app vs VideoSession: {100 * (quiet['seconds'] / session_s - 1):+.1f}%")
+    print(f"app vs tools/infer.py: {100 * (quiet / infer_s - 1):+.1f}%   "
+          f"app vs VideoSession: {100 * (quiet / session_s - 1):+.1f}%")
     print(f"{'latency during propagation (ms)':42s} {'n':>5s} {'p50':>7s} {'p95':>7s} {'max':>7s}")
     for name, xs in (("GET frame", frame_ms), ("GET mask (raw)", mask_ms)):
         print(f"{name:42s} {len(xs):5d} {pct(xs, 50):7.1f} {pct(xs, 95):7.1f} {max(xs, default=float('nan')):7.1f}")
