@@ -131,12 +131,21 @@ def test_session_survives_a_restart(flow):
     assert np.array_equal(get_raw(again, sid, 0, SIZE), masks[0])
 
 
+SMALL = (64, 112)
+
+
+@pytest.fixture(scope="module")
+def short_clip():
+    """8 frames of the demo world at 64x112 (faster) for the job tests."""
+    return render_video(DEMO_SEED, num_frames=8, size=SMALL, num_objects=2)
+
+
 @pytest.fixture()
-def small(tmp_path, clip):
+def small(tmp_path, short_clip):
     """A fresh app with an 8-frame clip annotated on frame 0 and propagated over frames 0..3."""
-    frames, truth = clip
+    frames, truth = short_clip
     client = make_client(str(tmp_path))
-    video = upload(client, zip_frames(frames[:8]), "short.zip").json()
+    video = upload(client, zip_frames(frames), "short.zip").json()
     sid = client.post("/api/sessions", json={"video": video["id"]}).json()["id"]
     assert put_raw(client, sid, 0, truth[0]).status_code == 200
     client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward", "end": 3})
@@ -147,7 +156,7 @@ def small(tmp_path, clip):
 def test_failed_propagation_leaves_the_session_as_it_was(small):
     client, sid, video, work = small
     state = client.get(f"/api/sessions/{sid}").json()
-    masks = {t: get_raw(client, sid, t, SIZE) for t in range(8)}
+    masks = {t: get_raw(client, sid, t, SMALL) for t in range(8)}
     frame6 = os.path.join(work, "videos", video["id"], "frames", "000006.png")
     with open(frame6, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n not really a png")
@@ -159,14 +168,14 @@ def test_failed_propagation_leaves_the_session_as_it_was(small):
     after = client.get(f"/api/sessions/{sid}").json()
     for key in ("annotated", "done", "stale", "scores"):
         assert after[key] == state[key], key
-    assert all(np.array_equal(get_raw(client, sid, t, SIZE), m) for t, m in masks.items())
+    assert all(np.array_equal(get_raw(client, sid, t, SMALL), m) for t, m in masks.items())
     assert not os.path.exists(os.path.join(work, "sessions", sid, "staging"))
 
 
-def test_cancel_keeps_the_finished_frames(small, clip):
+def test_cancel_keeps_the_finished_frames(small, short_clip):
     client, sid, video, work = small
     state = client.get(f"/api/sessions/{sid}").json()
-    put_raw(client, sid, 7, clip[1][7])  # a second annotation: frames 4..6 are recomputed
+    put_raw(client, sid, 7, short_clip[1][7])  # a second annotation: frames 4..6 are recomputed
     client.post(f"/api/sessions/{sid}/propagate", json={"direction": "backward"})
     cancelled = []
 
@@ -191,7 +200,7 @@ def test_one_job_per_session(small):
         assert first.status_code == 202 and first.json()["state"] == "queued"
         second = client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward"})
         assert second.status_code == 409 and "already running" in second.json()["error"]
-        edit = put_raw(client, sid, 2, np.zeros(SIZE, np.uint8))
+        edit = put_raw(client, sid, 2, np.zeros(SMALL, np.uint8))
         assert edit.status_code == 409
         client.post(f"/api/sessions/{sid}/cancel")
     finally:

@@ -48,8 +48,14 @@ class PropagateIn(BaseModel):
 
 
 def make_router(ctx: AppContext) -> APIRouter:
+    """All routes under /api, in groups: videos, sessions and objects, masks, jobs, exports."""
     r = APIRouter(prefix="/api")
+    for add in (_video_routes, _session_routes, _mask_routes, _job_routes, _export_routes):
+        add(r, ctx)
+    return r
 
+
+def _video_routes(r: APIRouter, ctx: AppContext) -> None:
     @r.get("/info", summary="Versions, model and limits")
     def info():
         s = ctx.settings
@@ -83,6 +89,8 @@ def make_router(ctx: AppContext) -> APIRouter:
         media = "image/png" if path.endswith(".png") else "image/jpeg"
         return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
+
+def _session_routes(r: APIRouter, ctx: AppContext) -> None:
     @r.get("/sessions", summary="Saved sessions, newest first")
     def sessions():
         return ctx.store.list()
@@ -114,6 +122,8 @@ def make_router(ctx: AppContext) -> APIRouter:
         ctx.delete_object(ctx.session(sid), obj)
         return Response(status_code=204)
 
+
+def _mask_routes(r: APIRouter, ctx: AppContext) -> None:
     @r.get("/sessions/{sid}/masks/{t}", summary="Frame t's label map (PNG, or raw H*W bytes)",
            response_class=Response)
     def get_mask(sid: str, t: int, format: Literal["png", "raw"] = "png"):
@@ -148,6 +158,8 @@ def make_router(ctx: AppContext) -> APIRouter:
         ctx.drop_mask(s, t)
         return ctx.state(s)
 
+
+def _job_routes(r: APIRouter, ctx: AppContext) -> None:
     @r.post("/sessions/{sid}/propagate", status_code=202,
             summary="Start propagating (one job per session); progress on /events")
     def propagate(sid: str, body: PropagateIn):
@@ -177,6 +189,8 @@ def make_router(ctx: AppContext) -> APIRouter:
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+
+def _export_routes(r: APIRouter, ctx: AppContext) -> None:
     @r.get("/sessions/{sid}/suggest", summary="Frames most worth annotating next (uncertainty)")
     def suggest(sid: str, k: int = Query(5, ge=1, le=1000)):
         return ctx.suggest(ctx.session(sid), k)
@@ -192,8 +206,6 @@ def make_router(ctx: AppContext) -> APIRouter:
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in s.state["name"])[:60] or s.id
         return FileResponse(path, media_type=media, filename=f"{stem}-{filename}",
                             headers={"X-Incomplete": str(len(missing))})
-
-    return r
 
 
 def _png(labels) -> bytes:

@@ -2,6 +2,7 @@
 import * as api from "./api.js";
 import { MaskEditor } from "./editor.js";
 import { bindViewInput, cancelPolygon, closePolygon } from "./input.js";
+import { bindControls } from "./controls.js";
 import { bindKeys } from "./keys.js";
 import { renderObjects } from "./objects.js";
 import { Timeline } from "./timeline.js";
@@ -22,7 +23,7 @@ class App {
     this.view.onchange = () => { $("zoom-level").textContent = Math.round(this.view.scale * 100) + "%"; };
     bindViewInput(this);
     bindKeys(this);
-    this.bindControls();
+    bindControls(this);
   }
 
   // ------------------------------------------------------------ messages
@@ -347,76 +348,6 @@ class App {
     if (on != null) { this.view.overlayOn = on; $("overlay").checked = on; }
     if (opacity != null) { this.view.opacity = opacity; $("opacity").value = Math.round(opacity * 100); $("opacity-out").textContent = Math.round(opacity * 100) + "%"; }
     this.view.draw();
-  }
-
-  bindControls() {
-    const on = (id, ev, fn) => $(id).addEventListener(ev, (e) => this.run(() => fn(e)));
-    on("open-video", "click", () => this.openVideo($("video-select").value));
-    on("open-demo", "click", () => this.openVideo("name:demo"));
-    on("session-select", "change", (e) => e.target.value && this.openSession(e.target.value, 0));
-    on("new-session", "click", () => this.session ? this.newSession(this.session.video.id) : this.openVideo($("video-select").value));
-    on("upload", "change", (e) => e.target.files[0] && this.uploadFile(e.target.files[0]));
-    on("add-object", "click", () => this.session && this.addObject());
-    on("undo", "click", () => this.undo());
-    on("redo", "click", () => this.undo(true));
-    on("import-png", "change", (e) => { const f = e.target.files[0]; e.target.value = ""; return f && this.importPng(f); });
-    on("clear-frame", "click", () => { if (this.session && this.canEdit()) { this.editor.begin(); this.editor.clear(); this.maskEdited(true); } });
-    on("drop-annotation", "click", () => this.dropAnnotation());
-    on("brush-size", "input", (e) => this.setBrushSize(Number(e.target.value)));
-    on("overlay", "change", (e) => this.setOverlay(e.target.checked, null));
-    on("opacity", "input", (e) => this.setOverlay(null, Number(e.target.value) / 100));
-    on("zoom-fit", "click", () => this.view.fit());
-    on("zoom-in", "click", () => this.view.zoomCenter(1.25));
-    on("zoom-out", "click", () => this.view.zoomCenter(0.8));
-    on("cancel-job", "click", () => api.send("POST", `/api/sessions/${this.session.id}/cancel`));
-    on("prev", "click", () => this.goto(this.t - 1));
-    on("next", "click", () => this.goto(this.t + 1));
-    on("play", "click", () => this.togglePlay());
-    on("next-uncertain", "click", () => this.nextUncertain());
-    on("help-button", "click", () => $("help").classList.remove("hidden"));
-    on("help-close", "click", () => $("help").classList.add("hidden"));
-    document.querySelectorAll("[data-tool]").forEach((b) => b.addEventListener("click", () => this.setTool(b.dataset.tool)));
-    document.querySelectorAll("[data-propagate]").forEach((b) => b.addEventListener("click", () => this.run(() => this.propagate(b.dataset.propagate))));
-    document.querySelectorAll("[data-export]").forEach((b) => b.addEventListener("click", () => this.run(() => this.exportAs(b.dataset.export))));
-    this.bindDrop();
-    this.setTool("brush");
-  }
-
-  bindDrop() {
-    const vp = $("viewport"), hint = $("drop-hint");
-    vp.addEventListener("dragover", (e) => { e.preventDefault(); hint.classList.remove("hidden"); });
-    vp.addEventListener("dragleave", () => hint.classList.add("hidden"));
-    vp.addEventListener("drop", (e) => {
-      e.preventDefault(); hint.classList.add("hidden");
-      const f = e.dataTransfer.files[0];
-      if (f) this.run(() => this.uploadFile(f));
-    });
-  }
-
-  async uploadFile(file) {
-    $("job-status").textContent = `uploading ${file.name}…`;
-    const info = await api.upload(`/api/videos?filename=${encodeURIComponent(file.name)}`, file, (p) => {
-      $("progress-bar").style.width = p * 100 + "%";
-      $("job-status").textContent = p < 1 ? `uploading ${Math.round(p * 100)}%` : "decoding frames…";
-    });
-    $("job-status").textContent = `${info.name}: ${info.num_frames} frames`;
-    await this.newSession(info.id);
-  }
-
-  async dropAnnotation() {
-    if (!this.session || !this.canEdit()) return;
-    if (!this.session.annotated.includes(this.t)) { this.toast("this frame has no annotation"); return; }
-    await this.flushSave();
-    this.applyState(await api.send("DELETE", `/api/sessions/${this.session.id}/masks/${this.t}`));
-    this.toast(`frame ${this.t + 1} is no longer annotated; propagate to recompute it`);
-  }
-
-  async exportAs(kind) {
-    if (!this.session) throw new Error("open a video first");
-    await this.flushSave();
-    this.toast("exporting…");
-    const { name, incomplete } = await api.download(`/api/sessions/${this.session.id}/export/${kind}`);
-    this.toast(incomplete ? `${name}: ${incomplete} frames have no mask yet (exported empty)` : `exported ${name}`, incomplete > 0);
   }
 }
 
