@@ -116,12 +116,6 @@ class Engine:
                     raise AppError(f"frame {t}: {e}") from None
                 raise
 
-    def delete_object(self, session: Session, obj: int) -> None:
-        with self.lock(session.id):
-            video = self.live(session)
-            if obj in video.objects:
-                video.remove_object(obj, None)
-
     def propagate(self, session: Session, direction: str, start: int | None, end: int | None,
                   cancel: threading.Event, computed: list[int]):
         """Yield ``(t, labels, score)`` as frames are done; stops early when ``cancel`` is set.

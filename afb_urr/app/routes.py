@@ -182,9 +182,11 @@ def _job_routes(r: APIRouter, ctx: AppContext) -> None:
     async def events(sid: str, request: Request, since: Optional[int] = None,
                      follow: Literal["all", "job"] = "all"):
         ctx.session(sid)
+        log = ctx.jobs.events(sid)
         last = request.headers.get("last-event-id")
-        seq = int(last) if last and last.isdigit() else (since if since is not None else
-                                                         ctx.jobs.events(sid).last)
+        seq = int(last) if last and last.isdigit() else (since if since is not None else log.last)
+        if seq > log.last:  # numbered by an earlier run of the server: replay what this one has
+            seq = 0
         return StreamingResponse(_stream(ctx, sid, request, seq, follow == "job"),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -98,6 +98,8 @@ class App {
     this.source = api.events(`/api/sessions/${sid}/events?since=${state.events}`, {
       frame: (e) => this.onFrame(e), job: (e) => this.onJob(e.job),
     });
+    let opened = false;   // after a reconnection (e.g. a server restart) the state is read again
+    this.source.onopen = () => { if (opened) this.run(() => this.reloadState()); opened = true; };
     await this.goto(Math.min(t, state.video.num_frames - 1));
     this.view.fit();
   }
