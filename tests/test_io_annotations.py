@@ -78,7 +78,7 @@ def test_every_mask_checked(tmp_path):
     with pytest.raises(InputError, match=r"00004\.png brings the video to 3 objects \(1, 2, 3\); at most 2"):
         check_masks(paths, (H, W), max_objects=2)
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(paths["00004"])
-    with pytest.raises(InputError, match=r"00004\.png is a colour"):
+    with pytest.raises(InputError, match=r"00004\.png: image mode RGB is a colour"):
         check_masks(paths, (H, W))
     with open(paths["00004"], "wb") as f:
         f.write(b"\x89PNG broken")

@@ -84,7 +84,7 @@ def test_coco_document(tmp_path):
             w.write(t, names[t], labels[t])
         assert not path.exists()  # written on close
     doc = json.loads(path.read_text())
-    assert doc["info"]["video"] == "clip" and doc["info"]["frames"] == 6
+    assert doc["info"]["video"] == "clip" and doc["info"]["frames"] == 6 and doc["info"]["complete"]
     assert [im["id"] for im in doc["images"]] == list(range(6))
     anns = doc["annotations"]
     assert len({a["id"] for a in anns}) == len(anns)
@@ -124,3 +124,14 @@ def test_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(InputError, match="bad.json"):
         list(read_coco(str(tmp_path / "bad.json")))
+
+
+def test_partial_export_is_marked(tmp_path):
+    names, frames, labels = _video()
+    with pytest.raises(RuntimeError):
+        with open_exports(str(tmp_path), ["coco", "palette"]) as ex:
+            ex.write(0, names[0], labels[0])
+            raise RuntimeError("a corrupt frame")
+    doc = json.loads((tmp_path / "coco.json").read_text())
+    assert doc["info"]["complete"] is False and doc["info"]["frames"] == 1
+    assert [n for n, _ in read_export(str(tmp_path), "palette")] == [names[0]]

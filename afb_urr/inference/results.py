@@ -15,6 +15,14 @@ import cv2
 import numpy as np
 
 
+def step_record(result) -> np.ndarray:
+    """A StepResult as stored: H x W x 3 uint8 of labels, the winning probability and
+    the uncertainty (both x255, rounded)."""
+    conf = result.probs.max(dim=0).values.float().cpu().numpy()
+    return np.dstack([result.labels, np.rint(conf * 255).astype(np.uint8),
+                      np.rint(result.uncertainty * 255).astype(np.uint8)])
+
+
 class ResultStore:
     """Maps ``key -> uint8 array`` (H x W, or H x W x 3).
 

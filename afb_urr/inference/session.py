@@ -40,6 +40,7 @@ objects are being propagated.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import tempfile
@@ -49,9 +50,9 @@ import numpy as np
 
 from ..config import InferenceConfig
 from ..io.frame_cache import FrameCache
-from ..segmenter import Segmenter, _as_mask
+from .segmenter import Segmenter, _as_mask
 from .plan import check_direction, clip_span, governed_spans, governor
-from .results import ResultStore
+from .results import ResultStore, step_record
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
 
 
@@ -76,24 +77,14 @@ class FrameResult:
 class _Run:
     anchor: int
     direction: str  # "forward" or "backward"
-    version: int
+    version: int    # of the annotation at the anchor
+    digest: str     # of the label map the run starts from
     target: int     # farthest frame to reach
     segmenter: Segmenter | None = None
 
     @property
     def key(self) -> tuple:
-        return (self.anchor, self.direction, self.version)
-
-    def covers(self, t: int) -> bool:
-        lo, hi = sorted((self.anchor, self.target))
-        return lo <= t <= hi
-
-
-def _record(result) -> np.ndarray:
-    """StepResult -> H x W x 3 uint8: labels, winning probability, uncertainty (x255)."""
-    conf = result.probs.max(dim=0).values.float().cpu().numpy()
-    return np.dstack([result.labels, np.rint(conf * 255).astype(np.uint8),
-                      np.rint(result.uncertainty * 255).astype(np.uint8)])
+        return (self.anchor, self.direction, self.version, self.digest)
 
 
 class VideoSession:
@@ -124,6 +115,7 @@ class VideoSession:
         self._version: dict[int, int] = {}
         self._anchors: dict[int, list[int]] = {}     # object id -> its annotated frames
         self._reach: dict[tuple, int] = {}           # run key -> farthest frame computed
+        self._current: dict[tuple, tuple] = {}       # (anchor, direction) -> its valid run key
         self._final: dict[int, tuple] = {}           # t -> signature of the stored composite
         self._stats: dict[int, tuple[float, dict]] = {}
         self.direction = "forward"
@@ -187,6 +179,10 @@ class VideoSession:
     def _set_annotation(self, t: int, labels: np.ndarray, ids: set, removed: set) -> None:
         for key in [k for k in self._reach if k[0] == t]:
             self._drop_run(key)
+        # Runs that may start from objects this annotation decides must be checked again
+        # (their records stay: a run whose starting map is unchanged is reused).
+        self._current = {(a, d): k for (a, d), k in self._current.items()
+                         if (a < t if d == "forward" else a > t)}
         for table in (self._given, self._given_ids, self._removed):
             table.pop(t, None)
         if ids:
@@ -201,7 +197,7 @@ class VideoSession:
         self._anchors = anchors
 
     def _drop_run(self, key: tuple) -> None:
-        anchor, direction, _ = key
+        anchor, direction = key[:2]
         reach = self._reach.pop(key)
         step = 1 if direction == "forward" else -1
         for f in range(anchor + step, reach + step, step):
@@ -215,37 +211,50 @@ class VideoSession:
             raise ValueError(f"start frame {start} is after end frame {end}")
         return start, end
 
-    def _pending(self, direction: str, start: int, end: int) -> list[_Run]:
-        """Runs that must (re)compute frames for start..end, each with its farthest frame."""
-        need: dict[tuple[int, str], int] = {}
-        for obj, anchors in self._anchors.items():
-            for span in governed_spans(anchors, len(self), direction):
-                a = span[0]
-                far = clip_span(span, start, end)
-                if far is None or obj not in self._given_ids.get(a, ()):
-                    continue
-                d = "forward" if span[1] > a else "backward"
-                old = need.get((a, d), far)
-                need[(a, d)] = max(old, far) if d == "forward" else min(old, far)
-        runs = []
-        for (a, d), far in sorted(need.items()):
-            run = _Run(a, d, self._version[a], far)
-            reach = self._reach.get(run.key)
-            if reach is None or not (reach >= far if d == "forward" else reach <= far):
-                runs.append(run)
-        return runs
-
-    def _deciders(self, t: int, direction: str) -> tuple:
-        """Per object: "given", None (absent) or the key of the run that decides it at t."""
+    def _governors(self, t: int, rule: str) -> list[tuple[int, int | None]]:
+        """Per object, the annotated frame deciding it at t under ``rule`` (None: absent)."""
         out = []
         for obj, anchors in sorted(self._anchors.items()):
-            g = governor(anchors, t, direction)
-            if g is None or obj not in self._given_ids.get(g, ()):
+            g = governor(anchors, t, rule)
+            out.append((obj, g if g is not None and obj in self._given_ids.get(g, ()) else None))
+        return out
+
+    def _needs(self, direction: str, start: int, end: int) -> dict[tuple[int, str], int]:
+        """(anchor, run direction) -> farthest frame that run must reach for frames start..end,
+        including the runs that give the other objects at a needed run's anchor."""
+        need: dict[tuple[int, str], int] = {}
+
+        def want(a: int, d: str, far: int) -> bool:
+            old = need.get((a, d))
+            new = far if old is None else (max(old, far) if d == "forward" else min(old, far))
+            need[(a, d)] = new
+            return new != old
+
+        for obj, anchors in self._anchors.items():
+            for span in governed_spans(anchors, len(self), direction):
+                far = clip_span(span, start, end)
+                if far is not None and obj in self._given_ids.get(span[0], ()):
+                    want(span[0], "forward" if span[1] > span[0] else "backward", far)
+        work = list(need)
+        while work:
+            a, d = work.pop()
+            for _, g in self._governors(a, d):
+                if g is not None and g != a and want(g, d, a):
+                    work.append((g, d))
+        return need
+
+    def _deciders(self, t: int, rule: str) -> tuple:
+        """Per object: None (absent), ("given", version) or the key of the run deciding it at t
+        (None in the key's place while that run is not validated)."""
+        out = []
+        for obj, g in self._governors(t, rule):
+            if g is None:
                 src = None
             elif g == t:
                 src = ("given", self._version[t])
             else:
-                src = (g, "forward" if g < t else "backward", self._version[g])
+                d = "forward" if g < t else "backward"
+                src = self._current.get((g, d), (g, d, None))
             out.append((obj, src))
         return tuple(out)
 
@@ -261,10 +270,10 @@ class VideoSession:
                   end: int | None = None):
         """Segment frames start..end (default: all) and yield ``(t, FrameResult)`` as each is done.
 
-        Only the frames of runs that are new or changed since the last call
-        are segmented (``last_computed`` lists them); the others are read
-        back. Forward runs advance first (frames decided by them come out in
-        increasing order), then backward runs (decreasing order).
+        Only runs whose anchor annotation or starting objects changed since
+        the last call are segmented (``last_computed`` lists their frames); the
+        others are read back. Forward runs advance first (their frames come out
+        in increasing order), then backward runs (decreasing order).
         """
         check_direction(direction)
         start, end = self._range(start, end)
@@ -272,61 +281,75 @@ class VideoSession:
             raise ValueError("no object given yet: call add_mask(t, mask) first")
         self.direction = direction
         self.last_computed = []
-        runs = self._pending(direction, start, end)
+        need = self._needs(direction, start, end)
         done: set[int] = set()
         for sweep in ("forward", "backward"):
-            todo = [r for r in runs if r.direction == sweep]
+            starts = {a: far for (a, d), far in need.items() if d == sweep}
             if sweep == "forward":
-                order = range(min([start] + [r.anchor for r in todo]), end + 1)
+                order = range(min([start, *starts]), end + 1)
             else:
-                order = range(max([end] + [r.anchor for r in todo]), start - 1, -1)
+                order = range(max([end, *starts]), start - 1, -1)
+            active: list[_Run] = []
             for t in order:
-                self._advance(todo, t)
+                self._advance(active, starts, sweep, t)
                 if start <= t <= end and t not in done and \
                         self._covered(t, self._deciders(t, direction)):
                     done.add(t)
                     yield t, self.result(t)
 
-    def _advance(self, runs: list[_Run], t: int) -> None:
-        """Step every run that is active at frame t (the anchor step starts it)."""
+    def _advance(self, active: list[_Run], starts: dict[int, int], sweep: str, t: int) -> None:
+        """Step the active runs at frame t, then validate (and if needed start) the run at t."""
         frame = None
-        for run in runs:
-            if not run.covers(t):
-                continue
+        for run in list(active):
             frame = self.frames[t] if frame is None else frame
-            if t == run.anchor:
-                run.segmenter = Segmenter.from_config(self.model, self.config, device=self.device)
-                run.segmenter.step(frame, self._given[t])
-            else:
-                res = run.segmenter.step(frame, memorize=t != run.target)
-                self.results.put(("run", *run.key, t), _record(res))
-                self.frames_computed += 1
-                self.last_computed.append(t)
+            res = run.segmenter.step(frame, memorize=t != run.target)
+            self.results.put(("run", *run.key, t), step_record(res))
+            self.frames_computed += 1
+            self.last_computed.append(t)
             self._reach[run.key] = t
             if t == run.target:
-                run.segmenter = None  # free its bank
+                active.remove(run)  # frees its bank
+        if t not in starts:
+            return
+        init = self._compose(t, self._deciders(t, sweep))[..., 0]
+        run = _Run(t, sweep, self._version[t], hashlib.sha1(init.tobytes()).hexdigest()[:16],
+                   starts[t])
+        for key in [k for k in self._reach if k[:2] == (t, sweep) and k != run.key]:
+            self._drop_run(key)
+        self._current[(t, sweep)] = run.key
+        reach = self._reach.get(run.key)
+        if reach is None or not (reach >= run.target if sweep == "forward" else reach <= run.target):
+            frame = self.frames[t] if frame is None else frame
+            run.segmenter = Segmenter(self.model, self.config, device=self.device)
+            run.segmenter.step(frame, init)
+            self._reach[run.key] = t
+            active.append(run)
 
     # ---------------------------------------------------------------- results
     def _compose(self, t: int, deciders) -> np.ndarray:
-        """H x W x 3 uint8 (labels, probability of the label, uncertainty) of frame t."""
+        """H x W x 3 uint8 (labels, probability of the label, uncertainty) of frame t.
+
+        Runs paint their decided objects farthest anchor first, so the run
+        started nearest to t (which knew every object present at its start)
+        has the last word; ties: the earlier anchor paints last. Objects given
+        at t are painted over all.
+        """
         labels = np.zeros(self.frames.size, np.uint8)
-        best = np.full(self.frames.size, -1, np.int16)
+        conf = np.zeros(self.frames.size, np.uint8)
         unc = np.zeros(self.frames.size, np.uint8)
-        used: dict[tuple, np.ndarray] = {}
+        by_run: dict[tuple, list[int]] = {}
         for obj, src in deciders:
-            if src is None or src[0] == "given":
-                continue
-            rec = used[src] if src in used else self.results.get(("run", *src, t))
-            used[src] = rec
-            conf = rec[..., 1].astype(np.int16)
-            win = (rec[..., 0] == obj) & (conf > best)
-            labels[win], best[win] = obj, conf[win]
-        for rec in used.values():
+            if src is not None and src[0] != "given":
+                by_run.setdefault(src, []).append(obj)
+        for src in sorted(by_run, key=lambda k: (-abs(k[0] - t), -k[0])):
+            rec = self.results.get(("run", *src, t))
+            win = np.isin(rec[..., 0], by_run[src])
+            labels[win], conf[win] = rec[..., 0][win], rec[..., 1][win]
             np.maximum(unc, rec[..., 2], out=unc)
         if t in self._given:
             given = self._given[t] != 0
-            labels[given], best[given], unc[given] = self._given[t][given], 255, 0
-        return np.dstack([labels, best.clip(0, 255).astype(np.uint8), unc])
+            labels[given], conf[given], unc[given] = self._given[t][given], 255, 0
+        return np.dstack([labels, conf, unc])
 
     def result(self, t: int) -> FrameResult:
         """The current result of frame t (ValueError if it has not been propagated)."""

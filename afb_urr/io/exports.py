@@ -12,7 +12,8 @@ leaving a ``with`` block). Formats and the files they make:
 - ``coco``: one COCO-style JSON per video: ``images`` (one per frame, id = frame
   index, empty frames included) and ``annotations`` with ``frame_index``,
   ``frame_name``, ``object_id``, ``area``, ``bbox`` [x, y, w, h] and
-  ``segmentation`` {size [h, w], counts} (pycocotools compressed RLE).
+  ``segmentation`` {size [h, w], counts} (pycocotools compressed RLE); its
+  ``info.complete`` is false when the writer was closed by an exception.
 
 The per-object formats write one PNG for every object known so far (ids given
 as ``object_ids`` plus those seen in earlier frames), empty ones included, so a
@@ -58,14 +59,15 @@ class ExportWriter(abc.ABC):
     def write(self, index: int, name: str, labels: np.ndarray, frame: np.ndarray | None = None) -> None:
         """Export frame ``index`` named ``name``: labels H x W uint8, frame H x W x 3 uint8 RGB."""
 
-    def close(self) -> None:
-        """Finish the export (files written frame by frame need nothing)."""
+    def close(self, complete: bool = True) -> None:
+        """Finish the export; ``complete=False`` marks it partial where the format can say so
+        (files written frame by frame need nothing)."""
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        self.close(complete=exc_type is None)
         return False
 
 
@@ -164,7 +166,7 @@ class CocoWriter(ExportWriter):
                                 "segmentation": rle})
         self._frames[int(index)] = (name, labels.shape, objects)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, complete: bool = True) -> dict:
         """The JSON document: info, images (one per frame), annotations, one category."""
         images, annotations = [], []
         for index in sorted(self._frames):
@@ -173,18 +175,20 @@ class CocoWriter(ExportWriter):
             for ann in objects:
                 annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": 1,
                                     "iscrowd": 0, **ann})
-        return {"info": {"description": "afb-urr masks", "video": self.video, "frames": len(images)},
+        info = {"description": "afb-urr masks", "video": self.video, "frames": len(images),
+                "complete": complete}
+        return {"info": info,
                 "images": images, "annotations": annotations,
                 "categories": [{"id": 1, "name": "object"}]}
 
-    def close(self):
+    def close(self, complete=True):
         if self._closed:
             return
         self._closed = True
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f)
+            json.dump(self.to_dict(complete), f)
         os.replace(tmp, self.path)
 
 
@@ -199,9 +203,9 @@ class Exports(ExportWriter):
         for w in self.writers.values():
             w.write(index, name, labels, frame)
 
-    def close(self):
+    def close(self, complete=True):
         for w in self.writers.values():
-            w.close()
+            w.close(complete)
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:

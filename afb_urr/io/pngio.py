@@ -9,19 +9,20 @@ Both paths give the same array.
 """
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
 import numpy as np
 from PIL import Image
 
+from .errors import MaskFormatError, MissingInputError
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Pillow modes whose array holds label indices.
 INDEX_MODES = ("P", "L", "I", "I;16", "I;16B", "I;16L", "1")
-
-
-class MaskFormatError(ValueError):
-    """A mask file that is not an index PNG (or not a readable image)."""
+# Modes whose first channel is the label index (the second is alpha).
+ALPHA_MODES = ("LA", "PA")
 
 
 def _read_fast(data: bytes) -> np.ndarray | None:
@@ -62,29 +63,39 @@ def _read_fast(data: bytes) -> np.ndarray | None:
     return np.ascontiguousarray(rows[:, 1:])
 
 
-def read_index_png(path: str) -> np.ndarray:
-    """Label map (H, W) of an index PNG (mode P or L; 16-bit grey also read).
-
-    Raises FileNotFoundError naming a missing file and MaskFormatError naming
-    a file that is not a single-channel index image (e.g. an RGB PNG).
-    """
-    with open(path, "rb") as fh:
-        data = fh.read()
-    fast = _read_fast(data)
-    if fast is not None:
-        return fast
+def _read_pillow(path: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             mode = im.mode
-            if mode not in INDEX_MODES:
+            if mode not in INDEX_MODES + ALPHA_MODES:
+                kind = "a colour" if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV") else "not an index"
                 raise MaskFormatError(
-                    f"{path}: image mode {mode} is not an index image; masks must be palette (P) "
-                    f"or greyscale (L) PNGs whose pixel values are object ids")
+                    f"{path}: image mode {mode} is {kind} image; a label map must be a palette "
+                    f"(indexed) PNG or a grayscale PNG whose values are object ids "
+                    f"(0 = background, 1..N = objects)")
             arr = np.array(im)
     except MaskFormatError:
         raise
     except Exception as err:  # truncated or not an image: name the file
-        raise MaskFormatError(f"{path}: cannot be read as a PNG ({err})") from err
-    if mode == "1":
-        arr = arr.astype(np.uint8)
-    return arr
+        raise MaskFormatError(f"cannot read mask {path}: {err}") from err
+    if mode in ALPHA_MODES:
+        arr = arr[..., 0]
+    return arr.astype(np.uint8) if mode == "1" else arr
+
+
+def read_index_png(path: str) -> np.ndarray:
+    """Label map (H, W) of an index PNG (palette or grey, 8 or 16 bit), values as stored.
+
+    Raises :class:`MissingInputError` (a FileNotFoundError) naming a missing
+    file and :class:`MaskFormatError` naming a file that is not a
+    single-channel index image (e.g. an RGB PNG); both are InputErrors.
+    """
+    if os.path.isdir(path):
+        raise MaskFormatError(f"mask is a folder, expected a PNG label map: {path}")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise MissingInputError(f"mask not found: {path}") from None
+    fast = _read_fast(data)
+    return fast if fast is not None else _read_pillow(path)

@@ -1,13 +1,10 @@
-"""tools/train.py --evaluate: a checkpoint's J&F on the held-out synthetic videos."""
+"""The train command (afb_urr.cli.train) --evaluate: a checkpoint's J&F on the held-out
+synthetic videos."""
 import re
 
 import pytest
 
-from conftest import load_tool
-
-
-
-train_tool = load_tool("train")
+from afb_urr.cli import train as train_tool
 
 
 @pytest.fixture
@@ -28,8 +25,8 @@ def _run(argv, capsys):
 
 
 def test_evaluate_prints_the_scores_of_evaluate(setup, light_model, capsys):
-    from afb_urr.training.config import ValConfig
-    from afb_urr.training.trainer import build_val_videos
+    from afb_urr.config import ValConfig
+    from afb_urr.training.validate import build_val_videos
     from afb_urr.training.validate import evaluate
     cfg, ckpt = setup
     rc, out, err = _run(["--config", cfg, "--evaluate", ckpt, "--val-videos", "3"], capsys)
@@ -47,14 +44,14 @@ def test_evaluate_prints_the_scores_of_evaluate(setup, light_model, capsys):
 def test_evaluate_errors_are_one_line(setup, tmp_path, capsys):
     cfg, ckpt = setup
     rc, _, err = _run(["--config", cfg, "--evaluate", str(tmp_path / "none.pth")], capsys)
-    assert rc == 2 and "checkpoint not found" in err
+    assert rc == 1 and "checkpoint not found" in err
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
     rc, _, err = _run(["--config", cfg, "--evaluate", str(bad)], capsys)
-    assert rc == 2 and "bad.pth" in err
+    assert rc == 1 and "bad.pth" in err
     rc, _, err = _run(["--config", cfg, "--evaluate", ckpt, "--val-videos", "0"], capsys)
-    assert rc == 2 and "--val-videos" in err
+    assert rc == 1 and "--val-videos" in err
     rc, _, err = _run(["--config", cfg, "--evaluate", ckpt, "--val-videos", "-1"], capsys)
-    assert rc == 2 and "--val-videos" in err
+    assert rc == 1 and "--val-videos" in err
     with pytest.raises(SystemExit):
         train_tool.main(["--config", cfg, "--evaluate", ckpt, "--init", ckpt])

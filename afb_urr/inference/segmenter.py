@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .bank import EVICTION_MODES, FeatureBank
-from .model import AFBURR
-from .model.decoder import uncertainty_map
+from ..bank import FeatureBank
+from ..config import EVICTION_MODES, NEW_OBJECT_MODES, InferenceConfig
+from ..model import AFBURR
+from ..model.decoder import uncertainty_map
 
-NEW_OBJECT_MODES = ("reset", "keep")
 _FORCE = 1000.0
 # Format of Segmenter.state_dict(); bump when its contents change meaning.
 SNAPSHOT_FORMAT = "afb_urr.segmenter"
@@ -98,49 +98,40 @@ class Segmenter:
 
     Args:
         model: an :class:`AFBURR` network (moved to ``device`` and put in eval mode).
-        budget: bank entries over all objects (published default 300000).
-        update_rate: feature-bank merge rate (0.1 DAVIS; 0.05 YouTube-VOS, long videos).
-        merge_threshold: cosine similarity above which new features merge.
+        config: an :class:`InferenceConfig` (default: its defaults): bank budget,
+            update rate, merge and read-out thresholds, chunk size, eviction and
+            ``new_object`` ("reset", published: the whole bank restarts from the
+            frame where an object appears; "keep": old objects keep their memory).
         device: where to compute; default: the model's device.
-        chunk_bytes: most bytes of attention one memory read materialises.
-        eviction: "threshold" (published) or "minimal" (see :class:`FeatureBank`).
-        new_object: "reset" (published: the whole bank restarts from the frame
-            where an object appears) or "keep" (old objects keep their memory).
-        readout_threshold: attention weight above which a read counts.
         channels_last: run the convolutions in channels-last memory format
             (about 1.5-2x faster on CPU; same results up to float rounding).
             Default: on for CPU devices.
+        **overrides: fields of ``config`` to change, e.g. ``budget=2000``
+            (``None`` values are ignored).
     """
 
-    def __init__(self, model: AFBURR, budget: int = 300000, update_rate: float = 0.1,
-                 merge_threshold: float = 0.95, device=None, chunk_bytes: int = 256 * 2**20,
-                 eviction: str = "threshold", new_object: str = "reset",
-                 readout_threshold: float = 1e-3, channels_last: bool | None = None):
-        if new_object not in NEW_OBJECT_MODES:
-            raise ValueError(f"new_object must be one of {NEW_OBJECT_MODES}, got {new_object!r}")
-        if eviction not in EVICTION_MODES:
-            raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {eviction!r}")
+    def __init__(self, model: AFBURR, config: InferenceConfig | None = None, device=None,
+                 channels_last: bool | None = None, **overrides):
+        self.config = (config or InferenceConfig()).replace(**overrides)
+        if self.config.new_object not in NEW_OBJECT_MODES:
+            raise ValueError(f"new_object must be one of {NEW_OBJECT_MODES}, got {self.config.new_object!r}")
+        if self.config.eviction not in EVICTION_MODES:
+            raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {self.config.eviction!r}")
         self.device = torch.device(device) if device is not None else model.device
         self.model = model.to(self.device).eval()
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.new_object = new_object
-        self.bank = FeatureBank(1, budget=budget, update_rate=update_rate,
-                                merge_threshold=merge_threshold, eviction=eviction,
-                                readout_threshold=readout_threshold, chunk_bytes=chunk_bytes)
+        self.new_object = self.config.new_object
+        self.bank = FeatureBank(1, self.config)
         self.object_ids: list[int] = [0]
         self.frame_index = -1
         self.size: tuple[int, int] | None = None
 
     @classmethod
-    def from_config(cls, model: AFBURR, cfg, device=None, **overrides) -> "Segmenter":
-        """Build from an ``InferenceConfig`` (see :mod:`afb_urr.config`); keywords override it."""
-        kw = dict(budget=cfg.budget, update_rate=cfg.update_rate, merge_threshold=cfg.merge_threshold,
-                  chunk_bytes=cfg.chunk_bytes, eviction=cfg.eviction, new_object=cfg.new_object,
-                  readout_threshold=cfg.readout_threshold)
-        kw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(model, device=device, **kw)
+    def from_config(cls, model: AFBURR, cfg: InferenceConfig, device=None, **overrides) -> "Segmenter":
+        """``Segmenter(model, cfg, device, **overrides)``."""
+        return cls(model, cfg, device=device, **overrides)
 
     @property
     def num_objects(self) -> int:
@@ -170,6 +161,26 @@ class Segmenter:
             of a video; the published protocol skips it).
         Bad input raises ValueError/TypeError and leaves the state unchanged.
         """
+        x, labels_in, new_ids = self._check_input(frame, mask)
+        t = self.frame_index + 1
+        probs, ids = self._predict(x, labels_in, new_ids)
+        if memorize or new_ids:
+            self._memorize(x, probs, new_ids, t)
+        self.object_ids = ids
+        self.frame_index = t
+        self.size = tuple(x.shape[-2:])
+        lut = torch.tensor(ids, dtype=torch.uint8, device=self.device)
+        labels = lut[probs.argmax(dim=0)].cpu().numpy()
+        unc = uncertainty_map(probs.unsqueeze(0))[0, 0].float().cpu().numpy()
+        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t,
+                          uncertainty=unc)
+
+    def _check_input(self, frame, mask):
+        """Validate a step's input against the video so far (nothing changes here).
+
+        Returns (frame 1 x 3 x H x W on the device, label map H x W int64 or None,
+        the ids of the objects that start at this frame).
+        """
         x = _as_frame(frame, self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -188,39 +199,41 @@ class Segmenter:
                 raise ValueError("the first mask has no object (all pixels are background)")
         if new_ids:
             self.bank.check_fits(self._features_per_frame(size), self.num_objects + len(new_ids))
+        return x, labels_in, new_ids
 
-        t = self.frame_index + 1
+    def _predict(self, x: torch.Tensor, labels_in, new_ids: list[int]):
+        """(probabilities K x H x W over the objects, background first; their ids): the
+        given mask on the first frame, else the network's read of the bank (new objects forced)."""
         if self.frame_index < 0:
             ids = [0] + new_ids
             onehot = torch.from_numpy(labels_in).to(self.device)
-            probs = (onehot.unsqueeze(0) == torch.tensor(ids, device=self.device).view(-1, 1, 1)).float()
+            return (onehot.unsqueeze(0) == torch.tensor(ids, device=self.device).view(-1, 1, 1)).float(), ids
+        logits = self._segment(x)
+        ids = list(self.object_ids)
+        if new_ids:
+            logits = self._force_new_objects(logits, labels_in, new_ids)
+            ids = ids + new_ids
+        return torch.softmax(logits, dim=0), ids
+
+    def _memorize(self, x: torch.Tensor, probs: torch.Tensor, new_ids: list[int], t: int) -> None:
+        """Put frame ``t`` with its probabilities into the bank (restart it on a first frame,
+        or when objects start here and ``new_object`` is "reset")."""
+        keys, values = self.model.memorize(x, probs)
+        if self.frame_index < 0 or (new_ids and self.new_object == "reset"):
+            self.bank.init(keys, values, t)
+        elif new_ids:
+            k_old = self.num_objects
+            self.bank.absorb(keys[:k_old], values[:k_old], t)
+            self.bank.add_objects(keys[k_old:], values[k_old:], t)
         else:
-            logits = self.model.segment(x, self.bank)[0]  # K x H x W
-            ids = list(self.object_ids)
-            if new_ids:
-                logits = self._force_new_objects(logits, labels_in, new_ids)
-                ids = ids + new_ids
-            probs = torch.softmax(logits, dim=0)
+            self.bank.absorb(keys, values, t)
 
-        if memorize or new_ids:
-            keys, values = self.model.memorize(x, probs)
-            if self.frame_index < 0 or (new_ids and self.new_object == "reset"):
-                self.bank.init(keys, values, t)
-            elif new_ids:
-                k_old = self.num_objects
-                self.bank.absorb(keys[:k_old], values[:k_old], t)
-                self.bank.add_objects(keys[k_old:], values[k_old:], t)
-            else:
-                self.bank.absorb(keys, values, t)
-
-        self.object_ids = ids
-        self.frame_index = t
-        self.size = size
-        lut = torch.tensor(ids, dtype=torch.uint8, device=self.device)
-        labels = lut[probs.argmax(dim=0)].cpu().numpy()
-        unc = uncertainty_map(probs.unsqueeze(0))[0, 0].float().cpu().numpy()
-        return StepResult(labels=labels, probs=probs, object_ids=list(ids), frame_index=t,
-                          uncertainty=unc)
+    def _segment(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits K x H x W of frame ``x`` (1 x 3 x H x W); the read-out counts go into the bank."""
+        logits, counts = self.model.segment(x, self.bank, count_readout=True)
+        for i, c in enumerate(counts):
+            self.bank.add_readout(i, c)
+        return logits[0]
 
     def _force_new_objects(self, logits: torch.Tensor, labels: np.ndarray, new_ids) -> torch.Tensor:
         """Published protocol for objects that start at this frame: their logits are

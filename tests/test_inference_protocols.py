@@ -1,4 +1,4 @@
-"""Dataset protocol runners (afb_urr/evaluation/protocols.py) through tools/infer.py --dataset,
+"""Dataset protocol runners (afb_urr/inference/protocols.py) through the infer command's --dataset,
 on tiny generated DAVIS-2017 / YouTube-VOS / long-video folders and a random ResNet-18."""
 import json
 import os
@@ -10,12 +10,11 @@ from PIL import Image
 
 from afb_urr.io import read_mask, write_mask
 
-from conftest import load_tool
+from afb_urr.cli import infer
 
 H, W = 32, 48
 
 
-infer = load_tool("infer")
 
 
 @pytest.fixture(scope="module")

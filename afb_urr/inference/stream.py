@@ -1,10 +1,13 @@
-"""Drive a Segmenter over a frame source, one frame at a time, with a progress bar.
+"""Drive a Segmenter over a frame source, one frame at a time, with a progress bar,
+and write what it yields (label PNGs, an overlay video).
 
-Shared by ``tools/infer.py`` and the dataset protocol runners: they differ only
-in where frames and masks come from and what is done with each result.
+Shared by the ``infer`` command, the demo and the dataset protocol runners: they
+differ only in where frames and masks come from and what is done with each result.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
@@ -12,7 +15,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from .masks import read_mask, void_to_background
+from ..io import OverlayWriter, read_mask, void_to_background, write_mask
 
 
 @dataclass
@@ -106,3 +109,22 @@ def segment_stream(segmenter, frames: Iterable[tuple[str, np.ndarray]],
             yield StreamStep(index, name, frame, result, dt)
     finally:
         bar.close()
+
+
+def write_outputs(steps: Iterable[StreamStep], out: str | None = None, overlay: str | None = None,
+                  fps: float = 24.0) -> int:
+    """Consume ``steps``: each one's labels as ``<out>/<name>.png`` (DAVIS palette) and as a
+    frame of the ``overlay`` mp4 (either may be None); returns the number of steps."""
+    n = 0
+    with contextlib.ExitStack() as stack:
+        writer = None
+        for step in steps:
+            labels = step.result.labels
+            if out:
+                write_mask(os.path.join(out, step.name + ".png"), labels)
+            if overlay:
+                if writer is None:
+                    writer = stack.enter_context(OverlayWriter(overlay, fps, labels.shape))
+                writer.write(step.frame, labels)
+            n += 1
+    return n

@@ -1,4 +1,5 @@
-"""tools/eval.py end to end on tiny DAVIS-shaped and long-video folders."""
+"""The eval command (afb_urr.cli.eval) and bench_eval end to end on tiny DAVIS-shaped and
+long-video folders."""
 from __future__ import annotations
 
 import os
@@ -7,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import load_tool
+from afb_urr.cli import bench_eval
+from afb_urr.cli import eval as eval_cli
 
 
 
 @pytest.fixture(scope="module")
 def eval_tool():
-    return load_tool("eval")
+    return eval_cli
 
 
 def _save(arr, path):
@@ -87,19 +89,22 @@ def test_eval_cli_long_video_mode(tmp_path, eval_tool, capsys):
     assert "Per sequence" not in capsys.readouterr().out
 
 
-def test_eval_cli_help_and_errors(tmp_path, eval_tool):
+def test_eval_cli_help_and_errors(tmp_path, eval_tool, capsys):
     text = eval_tool.build_parser().format_help()
     for word in ("--results", "--davis", "--set", "--long-video", "sparse", "first and the last"):
         assert word in text
     root, results = make_davis(tmp_path)
     os.remove(os.path.join(results, "poor", "00002.png"))
+    argv = ["--results", results, "--davis", root, "--no-plot", "--quiet"]
+    assert eval_tool.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "poor/00002.png" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(FileNotFoundError, match=r"poor/00002\.png"):
-        eval_tool.main(["--results", results, "--davis", root, "--no-plot", "--quiet"])
+        eval_tool.main(argv + ["--debug"])
 
 
 def test_bench_tool_agrees_with_ours_on_a_small_folder(tmp_path, capsys):
-    bench = load_tool("bench_eval")
-    assert bench.main(["--sequences", "2", "--frames", "5", "--height", "40", "--width", "64",
+    assert bench_eval.main(["--sequences", "2", "--frames", "5", "--height", "40", "--width", "64",
                        "--max-objects", "3", "--repeat", "1", "--dir", str(tmp_path), "--skip-package"]) == 0
     out = capsys.readouterr().out
     assert "reference (package algorithm)" in out and "MISMATCH" not in out

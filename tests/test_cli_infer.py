@@ -1,4 +1,5 @@
-"""tools/infer.py end to end on tiny inputs with a randomly initialised ResNet-18 checkpoint."""
+"""The infer command (afb_urr.cli.infer, tools/infer.py) end to end on tiny inputs with a
+randomly initialised ResNet-18 checkpoint."""
 import os
 import re
 
@@ -7,15 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from afb_urr.cli import infer
+from afb_urr.inference import demo
 from afb_urr.io import read_mask, write_mask
 
-from conftest import load_tool
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 64, 96
-
-
-infer = load_tool("infer")
 
 
 @pytest.fixture(scope="session")
@@ -118,9 +115,9 @@ def test_config_and_overrides_reach_the_segmenter(checkpoint):
 
 
 def test_demo_without_weights_says_how_to_train(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(infer, "DEMO_WEIGHTS", str(tmp_path / "absent.pth"))
+    monkeypatch.setattr(demo, "DEMO_WEIGHTS", str(tmp_path / "absent.pth"))
     rc, out, err = _run(["--demo"], capsys)
-    assert rc == 2
+    assert rc == 1
     assert "python tools/train.py --config configs/train_synthetic.yaml" in err
     assert "absent.pth" in err and "mean J" not in out
     assert len(err.strip().splitlines()) == 1
@@ -133,8 +130,8 @@ def test_demo_with_missing_given_weights_is_an_error(tmp_path, capsys):
 
 def test_demo_prints_mean_j_of_its_outputs(checkpoint, tmp_path, monkeypatch, capsys):
     from afb_urr.data.synthetic import DEMO_SEED, render_video
-    monkeypatch.setattr(infer, "DEMO_SIZE", (H, W))
-    monkeypatch.setattr(infer, "DEMO_FRAMES", 4)
+    monkeypatch.setattr(demo, "DEMO_SIZE", (H, W))
+    monkeypatch.setattr(demo, "DEMO_FRAMES", 4)
     rc, out, err = _run(["--demo", "--weights", checkpoint, "--out", str(tmp_path / "demo")], capsys)
     assert rc == 0, err
     m = re.search(r"^mean J: (\d\.\d{3})$", out, re.M)
@@ -155,23 +152,15 @@ def test_committed_demo_weights_segment_the_demo(monkeypatch, capsys):
     # The README's first command: the committed fp16 demo checkpoint, found without
     # --weights, segments the first frames of the demo video well above chance
     # (a frame-0-only model or one with broken weights scores near 0).
-    path = os.path.join(ROOT, infer.DEMO_WEIGHTS)
+    path = demo.demo_weights()
     assert os.path.isfile(path), f"{path} is missing: the demo checkpoint must be committed"
     assert os.path.getsize(path) <= 25 * 2 ** 20
-    monkeypatch.setattr(infer, "DEMO_FRAMES", 6)
+    monkeypatch.setattr(demo, "DEMO_FRAMES", 6)
     rc, out, err = _run(["--demo"], capsys)
     assert rc == 0, err
     m = re.search(r"^mean J: (\d\.\d{3})$", out, re.M)
     assert m, out
     assert float(m.group(1)) > 0.5, out
-
-
-def test_jaccard():
-    a = np.array([[1, 1, 0, 2]])
-    b = np.array([[1, 0, 0, 2]])
-    assert infer.jaccard(a, b, 1) == pytest.approx(0.5)
-    assert infer.jaccard(a, b, 2) == 1.0
-    assert infer.jaccard(a, b, 3) == 1.0  # empty union
 
 
 @pytest.mark.parametrize("content", [b"not a png at all", "rgb"])
@@ -218,3 +207,17 @@ def test_missing_arguments_are_errors(frame_folder, checkpoint, tmp_path, capsys
     rc, _, err = _run(["--video", str(folder), "--mask", str(mask), "--weights", checkpoint,
                        "--out", str(folder)], capsys)
     assert rc == 1 and "input frame folder" in err
+
+
+def test_train_config_is_read_for_its_inference_sections(checkpoint):
+    # A training config has data/train/val sections the infer command does not use.
+    args = infer.build_parser().parse_args(["--weights", checkpoint, "--device", "cpu",
+                                            "--config", "configs/train_synthetic.yaml"])
+    seg = infer.build_segmenter(args, checkpoint)
+    assert seg.bank.budget == 300000 and seg.config.update_rate == pytest.approx(0.1)
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        infer.main(["--dataset", "nope"])
+    assert e.value.code == 2

@@ -25,7 +25,10 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..io import InputError, SequenceSource, read_mask, segment_stream, void_to_background, write_mask
+from ..io import (InputError, SequenceSource, davis_list, read_mask, read_meta, require_file,
+                  void_to_background, write_mask)
+from .resources import peak_memory
+from .stream import segment_stream
 
 DONE_MARKER = ".done"
 
@@ -56,25 +59,6 @@ class ProtocolSummary:
         if self.zip_path:
             lines.append(f"submission zip: {self.zip_path}")
         return "\n".join(lines)
-
-
-def peak_memory(device=None) -> str:
-    """Peak memory as text: CUDA ``max_memory_allocated`` on a CUDA device, else the
-    process's peak resident set (VmHWM from /proc/self/status)."""
-    import torch
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda" and torch.cuda.is_available():
-        return f"{torch.cuda.max_memory_allocated(dev) / 2 ** 20:.1f} MiB (CUDA, allocated)"
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    kib = int(line.split()[1])
-                    return f"{kib / 1024:.1f} MiB (host, peak resident set)"
-    except OSError:
-        pass
-    import resource  # not Linux /proc: ru_maxrss (KiB on Linux, bytes on macOS)
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (host, ru_maxrss)"
 
 
 def _is_done(folder: str, names: Iterable[str]) -> bool:
@@ -127,15 +111,27 @@ def _segment_sequence(summary: ProtocolSummary, segmenter_factory: Callable, fra
     _mark_done(out_folder, n)
 
 
-def _required_file(path: str, what: str) -> str:
-    if not os.path.isfile(path):
-        raise InputError(f"{what} not found: {path}")
-    return path
-
-
 def _first_mask(path: str) -> np.ndarray:
-    _required_file(path, "first-frame mask")
+    require_file(path, "first-frame mask")
     return void_to_background(read_mask(path))
+
+
+def _run_from_first_frames(summary: ProtocolSummary, segmenter_factory: Callable, names: list[str],
+                           source_of: Callable[[str], SequenceSource], out_dir: str,
+                           progress: bool) -> ProtocolSummary:
+    """Segment each named sequence from its first frame's annotation into ``<out_dir>/<name>/``
+    (every frame written), skipping those already done (the DAVIS and long-video protocols)."""
+    for i, name in enumerate(names):
+        source = source_of(name)
+        folder = os.path.join(out_dir, name)
+        if _is_done(folder, source.names):
+            summary.skipped.append(name)
+            continue
+        mask = _first_mask(os.path.join(source.annotation_dir, source.names[0] + ".png"))
+        _segment_sequence(summary, segmenter_factory, source, {source.names[0]: mask}, folder, None,
+                          progress, f"{name} ({i + 1}/{len(names)})")
+        summary.done.append(name)
+    return summary
 
 
 def run_davis(segmenter_factory: Callable, root: str, split: str, out_dir: str,
@@ -146,42 +142,22 @@ def run_davis(segmenter_factory: Callable, root: str, split: str, out_dir: str,
     the first frame's mask ``Annotations/<resolution>/<seq>/<first>.png`` is tracked
     (void 255 -> background); ``<out_dir>/<seq>/<frame>.png`` is written for every frame.
     """
-    list_file = _required_file(os.path.join(root, "ImageSets", "2017", f"{split}.txt"),
-                               f"DAVIS-2017 sequence list for split '{split}'")
-    with open(list_file) as f:
-        sequences = [line.strip() for line in f if line.strip()]
-    if not sequences:
-        raise InputError(f"sequence list {list_file} is empty")
-    summary = ProtocolSummary("DAVIS-2017 " + split, out_dir)
-    for i, seq in enumerate(sequences):
-        source = SequenceSource(os.path.join(root, "JPEGImages", resolution, seq),
-                                os.path.join(root, "Annotations", resolution, seq), seq)
-        folder = os.path.join(out_dir, seq)
-        if _is_done(folder, source.names):
-            summary.skipped.append(seq)
-            continue
-        mask = _first_mask(os.path.join(source.annotation_dir, source.names[0] + ".png"))
-        _segment_sequence(summary, segmenter_factory, source, {source.names[0]: mask}, folder, None,
-                          progress, f"{seq} ({i + 1}/{len(sequences)})")
-        summary.done.append(seq)
-    return summary
+    sequences = davis_list(root, split)
+
+    def source_of(seq: str) -> SequenceSource:
+        return SequenceSource(os.path.join(root, "JPEGImages", resolution, seq),
+                              os.path.join(root, "Annotations", resolution, seq), seq)
+    return _run_from_first_frames(ProtocolSummary("DAVIS-2017 " + split, out_dir), segmenter_factory,
+                                  sequences, source_of, out_dir, progress)
 
 
-def _load_meta(path: str) -> dict:
-    _required_file(path, "YouTube-VOS meta.json")
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-        videos = meta["videos"]
-        if not isinstance(videos, dict):
-            raise TypeError("'videos' is not an object")
-        for vid, v in videos.items():
-            for oid, o in v["objects"].items():
-                if not o["frames"]:
-                    raise ValueError(f"video {vid} object {oid} lists no frames")
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InputError(f"{path} is not a YouTube-VOS meta file ({{\"videos\": {{vid: {{\"objects\": "
-                         f"{{id: {{\"frames\": [...]}}}}}}}}}}): {type(e).__name__}: {e}") from None
+def _load_meta(path: str) -> dict[str, dict[str, list[str]]]:
+    """meta.json's videos -> {video: {object id: [frames]}}; every object must list a frame."""
+    videos = read_meta(path)
+    for vid, objects in videos.items():
+        for oid, frames in objects.items():
+            if not frames:
+                raise InputError(f"YouTube-VOS meta file {path}: video {vid} object {oid} lists no frames")
     return videos
 
 
@@ -200,16 +176,16 @@ def run_youtube_vos(segmenter_factory: Callable, root: str, split: str, out_dir:
     summary = ProtocolSummary("YouTube-VOS " + split, out_dir)
     ann_out = os.path.join(out_dir, "Annotations")
     expected: dict[str, list[str]] = {}
-    for i, (vid, info) in enumerate(sorted(videos.items())):
+    for i, (vid, objects) in enumerate(sorted(videos.items())):
         starts: dict[str, list[int]] = {}
         listed: set[str] = set()
-        for oid, obj in info["objects"].items():
+        for oid, frames in objects.items():
             try:
                 label = int(oid)
             except ValueError:
                 raise InputError(f"video {vid}: object id {oid!r} in meta.json is not an integer") from None
-            starts.setdefault(obj["frames"][0], []).append(label)
-            listed.update(obj["frames"])
+            starts.setdefault(frames[0], []).append(label)
+            listed.update(frames)
         source = SequenceSource(os.path.join(base, "JPEGImages", vid),
                                 os.path.join(base, "Annotations", vid), vid)
         names = set(source.names)
@@ -243,7 +219,7 @@ def write_submission_zip(out_dir: str, expected: Mapping[str, list[str]]) -> str
         for vid, frames in sorted(expected.items()):
             for frame in frames:
                 arc = f"Annotations/{vid}/{frame}.png"
-                z.write(_required_file(os.path.join(out_dir, arc), "result PNG"), arc)
+                z.write(require_file(os.path.join(out_dir, arc), "result PNG"), arc)
     os.replace(tmp, path)
     return path
 
@@ -259,15 +235,8 @@ def run_long_video(segmenter_factory: Callable, root: str, out_dir: str,
     videos = sorted(d for d in os.listdir(images) if os.path.isdir(os.path.join(images, d)))
     if not videos:
         raise InputError(f"no video folders in {images}")
-    summary = ProtocolSummary("long videos", out_dir)
-    for i, vid in enumerate(videos):
-        source = SequenceSource(os.path.join(images, vid), os.path.join(root, "Annotations", vid), vid)
-        folder = os.path.join(out_dir, vid)
-        if _is_done(folder, source.names):
-            summary.skipped.append(vid)
-            continue
-        mask = _first_mask(os.path.join(source.annotation_dir, source.names[0] + ".png"))
-        _segment_sequence(summary, segmenter_factory, source, {source.names[0]: mask}, folder, None,
-                          progress, f"{vid} ({i + 1}/{len(videos)})")
-        summary.done.append(vid)
-    return summary
+
+    def source_of(vid: str) -> SequenceSource:
+        return SequenceSource(os.path.join(images, vid), os.path.join(root, "Annotations", vid), vid)
+    return _run_from_first_frames(ProtocolSummary("long videos", out_dir), segmenter_factory, videos,
+                                  source_of, out_dir, progress)
