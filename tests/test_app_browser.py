@@ -52,7 +52,8 @@ def _free_port() -> int:
 def server(tmp_path):
     """`python tools/app.py` (demo weights) on a free port; yields its URL."""
     port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1",  # the checkout's package, installed or not
+               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "app.py"), "--work",
                              str(tmp_path / "work"), "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

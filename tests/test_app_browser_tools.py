@@ -4,7 +4,6 @@ saved annotation back through the API."""
 import os
 
 import numpy as np
-import pytest
 
 from app_support import png_bytes
 from test_app_browser import CHROMIUM, _need_browser, server  # noqa: F401  (the server fixture)

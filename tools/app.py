@@ -5,18 +5,12 @@
   python tools/app.py --weights ckpt.pth --videos ~/clips --work ~/afb_work
   python tools/app.py --host 0.0.0.0 --port 7860   # prints a token every request needs
 
-Open the printed URL; the JSON API is documented at /docs.
+Open the printed URL; the JSON API is documented at /docs. The command lives in
+afb_urr/cli/app.py (``python tools/app.py --help``); installed, it is also ``afb-urr-app``.
 """
-from __future__ import annotations
-
-import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, REPO)
-
-from afb_urr.app.cli import main  # noqa: E402
+from afb_urr.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

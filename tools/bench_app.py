@@ -40,7 +40,8 @@ def start_app(work: str, device: str | None):
         port = s.getsockname()[1]
     cmd = [sys.executable, os.path.join(REPO, "tools", "app.py"), "--work", work, "--port", str(port)]
     cmd += ["--device", device] if device else []
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     import httpx
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     for _ in range(600):
@@ -116,13 +117,13 @@ class Direct:
     (the streaming path of tools/infer.py)."""
 
     def __init__(self, frames, mask0, device):
-        import torch
-
-        from afb_urr import load_config, load_model
         from afb_urr.app.settings import DEMO_WEIGHTS
-        self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        from afb_urr.checkpoint import load_model
+        from afb_urr.config import load_config
+        from afb_urr.inference.build import INFERENCE_SECTIONS, resolve_device
+        self.dev = resolve_device(device)
         self.model = load_model(DEMO_WEIGHTS, device=self.dev)
-        self.cfg = load_config("davis17").inference
+        self.cfg = load_config("davis17", sections=INFERENCE_SECTIONS).inference
         self.frames, self.mask0 = list(frames), mask0
 
     def session(self) -> float:
@@ -135,9 +136,8 @@ class Direct:
             return time.perf_counter() - t0
 
     def stream(self) -> float:
-        from afb_urr import Segmenter
-        from afb_urr.io import segment_stream
-        seg = Segmenter.from_config(self.model, self.cfg, device=self.dev)
+        from afb_urr.inference import segmenter_factory, segment_stream
+        seg = segmenter_factory(self.model, self.cfg, self.dev)()
         names = [f"{i:05d}" for i in range(len(self.frames))]
         t0 = time.perf_counter()
         for _ in segment_stream(seg, list(zip(names, self.frames)), masks={names[0]: self.mask0},

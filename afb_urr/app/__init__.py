@@ -1,7 +1,7 @@
 """Local web app: annotate a video in the browser, propagate, review and correct, export.
 
 ``create_app(AppSettings(work=...))`` builds the FastAPI application;
-``python tools/app.py`` (:func:`afb_urr.app.cli.main`) serves it with uvicorn.
+``python tools/app.py`` (:func:`afb_urr.cli.app.main`) serves it with uvicorn.
 """
 from .settings import AppSettings
 

@@ -25,6 +25,7 @@ class AppContext:
         self.library = VideoLibrary(settings.work, settings.videos, settings.demo, settings.max_frames)
         self.store = SessionStore(settings.work)
         self.engine = Engine(settings, self.library.frame_dir)
+        self.engine.device()  # an unusable --device fails at start, in one line
         self.jobs = JobManager(self._propagate)
         self.closing = False
 

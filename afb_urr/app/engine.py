@@ -40,14 +40,16 @@ class Engine:
             if self._model is None:
                 from ..checkpoint import load_model
                 from ..config import load_config
-                self._config = load_config(self.settings.config).inference
+                from ..inference.build import INFERENCE_SECTIONS
+                config = load_config(self.settings.config, sections=INFERENCE_SECTIONS)
+                self._config = config.inference
                 self._model = load_model(self.settings.weights_path, device=self.device())
             return self._model, self._config
 
     def device(self):
-        import torch
-        name = self.settings.device
-        return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+        """The torch device (``--device``, or cuda when available); ValueError if unusable."""
+        from ..inference.build import resolve_device
+        return resolve_device(self.settings.device)
 
     def lock(self, sid: str) -> threading.RLock:
         with self._lock:

@@ -1,11 +1,10 @@
-"""``python tools/app.py``: serve the web app with uvicorn (options below)."""
+"""``python tools/app.py`` (``afb-urr-app``): serve the web app with uvicorn (options below)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..cli import HelpFormatter
-from .settings import AppSettings, is_loopback
+from ..app.settings import AppSettings, is_loopback
+from . import HelpFormatter, add_debug_option, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,21 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "whose 'inference' section sets the bank")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--max-upload-mb", type=int, default=512, help="largest upload accepted")
+    add_debug_option(p)
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = AppSettings(work=args.work, weights=args.weights, videos=args.videos,
-                               host=args.host, port=args.port, token=args.token, config=args.config,
-                               device=args.device, max_upload_bytes=args.max_upload_mb * 2**20)
-        token = settings.resolve_token()
-        from . import create_app
-        app = create_app(settings)
-    except (ValueError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
+def serve(args) -> int:
+    """Check the options, build the app and serve it until Ctrl-C."""
+    settings = AppSettings(work=args.work, weights=args.weights, videos=args.videos, host=args.host,
+                           port=args.port, token=args.token, config=args.config, device=args.device,
+                           max_upload_bytes=args.max_upload_mb * 2**20)
+    token = settings.resolve_token()
+    from ..app import create_app
+    app = create_app(settings)
+    app.state.ctx.engine.model()  # a bad checkpoint fails now, in one line, not on first use
     import uvicorn
     shown = args.host if ":" not in args.host else f"[{args.host}]"
     url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
@@ -55,3 +52,7 @@ def main(argv=None) -> int:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=2)
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(build_parser(), serve, argv)
