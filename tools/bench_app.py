@@ -117,12 +117,12 @@ class Direct:
     (the streaming path of tools/infer.py)."""
 
     def __init__(self, frames, mask0, device):
-        from afb_urr.app.settings import DEMO_WEIGHTS
         from afb_urr.checkpoint import load_model
         from afb_urr.config import load_config
         from afb_urr.inference.build import INFERENCE_SECTIONS, resolve_device
+        from afb_urr.inference.demo import demo_weights
         self.dev = resolve_device(device)
-        self.model = load_model(DEMO_WEIGHTS, device=self.dev)
+        self.model = load_model(demo_weights(), device=self.dev)
         self.cfg = load_config("davis17", sections=INFERENCE_SECTIONS).inference
         self.frames, self.mask0 = list(frames), mask0
 

@@ -6,8 +6,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_WEIGHTS = os.path.join(REPO, "weights", "demo_synthetic_resnet18.pth")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
@@ -60,7 +58,8 @@ class AppSettings:
 
     @property
     def weights_path(self) -> str:
-        return self.weights or DEMO_WEIGHTS
+        from ..inference.demo import demo_weights
+        return self.weights or demo_weights()
 
     def resolve_token(self) -> str | None:
         """Generate a token when listening beyond loopback without one; returns the token."""

@@ -30,7 +30,7 @@ from .paths import atomic_write, check_id, confine
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 LOSSLESS = (".png", ".bmp", ".webp")
 DEMO_ID = "demo"
-DEMO_NAME = "demo: synthetic, 40 frames"
+DEMO_NAME = "demo: synthetic, 40 frames"  # inference.demo's video
 JPEG_QUALITY = 95
 
 
@@ -188,7 +188,9 @@ class VideoLibrary:
 
     def _demo_frames(self):
         from ..data.synthetic import DEMO_SEED, render_video
-        frames, _ = render_video(DEMO_SEED, num_frames=40, size=(120, 216), num_objects=2)
+        from ..inference.demo import DEMO_FRAMES, DEMO_OBJECTS, DEMO_SIZE
+        frames, _ = render_video(DEMO_SEED, num_frames=DEMO_FRAMES, size=DEMO_SIZE,
+                                 num_objects=DEMO_OBJECTS)
         return [(f"{i:05d}", f) for i, f in enumerate(frames)], 10.0
 
     def _import(self, vid, name, open_source, fps, lossless) -> VideoInfo:
