@@ -135,6 +135,11 @@ def test_paint_propagate_export_in_chromium(server, tmp_path):
                                           "y": 20})
         page.wait_for_timeout(500)
         page.screenshot(path=str(shots / "app_after_propagation.png"))
+        here = page.evaluate("afb.t")
+        page.keyboard.press("u")  # next uncertain frame: one of the server's suggestions
+        page.wait_for_function(f"afb.t !== {here}")
+        suggested = page.evaluate("fetch(`/api/sessions/${afb.session.id}/suggest?k=10`).then(r => r.json())")
+        assert page.evaluate("afb.t") in suggested
         with page.expect_download(timeout=120_000) as download:
             page.click("[data-export='palette']")
         download.value.save_as(str(tmp_path / "masks.zip"))

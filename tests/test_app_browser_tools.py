@@ -97,6 +97,11 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         page.click("#objects li[data-object='3'] .del")
         page.wait_for_function("!afb.session.objects.some(o => o.id === 3)")
         assert _mask(page, 2).max() == 0
+        # playback (Space) runs through the frames and stops
+        page.keyboard.press("Space")
+        page.wait_for_function("afb.t >= 6", timeout=30_000)
+        page.keyboard.press("Space")
+        assert page.evaluate("afb.playing") is False
         # overlay toggle, help panel, wrong-size import refused with a message
         page.keyboard.press("o")
         assert page.evaluate("afb.view.overlayOn") is False
@@ -105,6 +110,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         page.keyboard.press("Escape")
         assert not page.is_visible("#help")
         path.write_bytes(png_bytes(np.ones((H, W - 1), np.uint8)))
+        page.keyboard.press("Home")
         page.set_input_files("#import-png", str(path))
         page.wait_for_selector("#toast.error")
         assert "120x215 but the frames are 120x216" in page.inner_text("#toast")

@@ -9,7 +9,7 @@ import { Timeline } from "./timeline.js";
 import { Viewport } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
-const CACHE = 96;   // frames (images and masks) kept in memory
+const CACHE_BYTES = 384 * 2 ** 20;   // decoded frames and masks kept in memory, about
 
 class App {
   constructor() {
@@ -106,6 +106,7 @@ class App {
 
   applyState(state) {
     this.session = state;
+    this.doneSet = new Set(state.done);
     this.timeline.setState(state);
     this.showJob(state.job);
     this.updateFrameInfo();
@@ -140,7 +141,9 @@ class App {
   // ------------------------------------------------------------ frames and masks
   remember(map, t, value) {
     map.delete(t); map.set(t, value);
-    while (map.size > CACHE) map.delete(map.keys().next().value);
+    const v = this.session?.video, perFrame = v ? v.width * v.height * 5 : 1;  // RGBA image + labels
+    const keep = Math.max(8, Math.min(256, Math.floor(CACHE_BYTES / perFrame)));
+    while (map.size > keep) map.delete(map.keys().next().value);
     return value;
   }
 
@@ -189,7 +192,7 @@ class App {
     $("frame-label").textContent = `Frame ${t + 1} / ${n}` + (s != null ? ` · uncertainty ${s.toFixed(3)}` : "");
     const badge = $("frame-badge");
     const annotated = this.session.annotated.includes(t);
-    badge.textContent = annotated ? "annotated" : this.session.done.includes(t) ? "result" : "empty";
+    badge.textContent = annotated ? "annotated" : this.doneSet.has(t) ? "result" : "empty";
     badge.className = "badge" + (annotated ? " annotated" : "");
     $("undo").disabled = !this.editor.canUndo(); $("redo").disabled = !this.editor.canRedo();
   }
@@ -269,7 +272,7 @@ class App {
   onFrame(e) {
     if (!this.session) return;
     this.session.scores[e.t] = e.score;
-    if (!this.session.done.includes(e.t)) this.session.done.push(e.t);
+    if (!this.doneSet.has(e.t)) { this.doneSet.add(e.t); this.session.done.push(e.t); }
     this.timeline.frameDone(e.t, e.score);
     this.masks.delete(e.t);
     if (e.t === this.t && !this.dirty) this.goto(e.t);
@@ -297,7 +300,10 @@ class App {
     const frac = job.total ? job.done / job.total : 0;
     bar.style.width = (job.state === "done" ? 100 : frac * 100) + "%";
     bar.className = job.state === "failed" ? "failed" : job.state === "done" ? "done" : "";
-    const fps = job.seconds > 0 ? ` · ${(job.done / job.seconds).toFixed(1)} fps` : "";
+    if (job.state !== "running") this.jobT0 = null;
+    else if (this.jobT0 == null) this.jobT0 = performance.now() - job.seconds * 1000;
+    const elapsed = this.jobT0 == null ? 0 : (performance.now() - this.jobT0) / 1000;
+    const fps = job.done && elapsed > 0 ? ` · ${(job.done / elapsed).toFixed(1)} fps` : "";
     status.textContent = {
       queued: "queued…", running: `${job.direction}: ${job.done} / ${job.total}${fps}`,
       done: `done: ${job.done} frames, ${job.computed} computed, ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,

@@ -65,7 +65,26 @@ export class Timeline {
     return Math.max(1e-6, q(0.95), 2.5 * q(0.5));
   }
 
-  draw() {
+  draw() {  // at most once per animation frame
+    if (this._queued) return;
+    this._queued = true;
+    requestAnimationFrame(() => { this._queued = false; this._draw(); });
+  }
+
+  // What one cell shows: frames lo..hi-1 (several per pixel column on long videos).
+  _cell(lo, hi) {
+    let done = 0, fresh = 0, stale = 0, score = null;
+    for (let t = lo; t < hi; t++) {
+      if (this.done.has(t)) { done++; if (this.fresh.has(t)) fresh++; }
+      if (this.stale.has(t) && !this.annotated.has(t)) stale++;
+      const s = this.scores[t];
+      if (s != null && !this.annotated.has(t)) score = Math.max(score ?? 0, s);
+    }
+    const n = hi - lo;
+    return { done: done * 2 >= n && done > 0, fresh: fresh > 0, stale: stale * 2 >= n && stale > 0, score };
+  }
+
+  _draw() {
     const { canvas } = this;
     const dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(canvas.clientWidth * dpr);
@@ -75,29 +94,31 @@ export class Timeline {
     const W = canvas.clientWidth, H = canvas.clientHeight;
     ctx.clearRect(0, 0, W, H);
     if (!this.n) return;
-    const cw = W / this.n, top = 8, barH = H - top - 14, stripY = top + barH + 3, stripH = 11;
+    const top = 8, barH = H - top - 14, stripY = top + barH + 3, stripH = 11;
     const scale = this.scoreScale();
     ctx.fillStyle = C.strip;
     ctx.fillRect(0, stripY, W, stripH);
-    for (let t = 0; t < this.n; t++) {
-      const x = t * cw, wcell = Math.max(1, cw - (cw > 4 ? 1 : 0));
-      let colour = C.none;
-      if (this.done.has(t)) colour = this.fresh.has(t) ? C.running : C.done;
-      ctx.fillStyle = colour;
+    const cells = Math.min(this.n, Math.floor(W));
+    const cw = W / cells;
+    for (let c = 0; c < cells; c++) {
+      const lo = Math.floor(c * this.n / cells), hi = Math.floor((c + 1) * this.n / cells);
+      const cell = this._cell(lo, hi);
+      const x = c * cw, wcell = Math.max(1, cw - (cw > 4 ? 1 : 0));
+      ctx.fillStyle = cell.done ? (cell.fresh ? C.running : C.done) : C.none;
       ctx.fillRect(x, top, wcell, barH);
-      if (this.stale.has(t) && !this.annotated.has(t)) {
+      if (cell.stale) {
         ctx.fillStyle = C.stale;
         ctx.fillRect(x, top + barH * 0.55, wcell, barH * 0.45);
       }
-      const s = this.scores[t];
-      if (s != null && !this.annotated.has(t)) {
-        const v = Math.min(1, s / scale);
+      if (cell.score != null) {
+        const v = Math.min(1, cell.score / scale);
         ctx.fillStyle = `rgba(${Math.round(120 + 125 * v)},${Math.round(165 - 95 * v)},${Math.round(36 + 20 * v)},${0.15 + 0.85 * v})`;
         ctx.fillRect(x, stripY, wcell, stripH);
       }
     }
-    for (const t of this.annotated) this._diamond(ctx, (t + 0.5) * cw, top - 1);
-    const cx = (this.current + 0.5) * cw;
+    const fw = W / this.n;
+    for (const t of this.annotated) this._diamond(ctx, (t + 0.5) * fw, top - 1);
+    const cx = (this.current + 0.5) * fw;
     ctx.fillStyle = C.cursor;
     ctx.fillRect(cx - 1, 0, 2, H);
   }
