@@ -306,7 +306,7 @@ class App {
     const fps = job.done && elapsed > 0 ? ` · ${(job.done / elapsed).toFixed(1)} fps` : "";
     status.textContent = {
       queued: "queued…", running: `${job.direction}: ${job.done} / ${job.total}${fps}`,
-      done: `done: ${job.done} frames, ${job.computed} computed, ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
+      done: `${job.done} frames · ${job.computed} computed · ${job.seconds.toFixed(1)} s`, failed: "failed: " + job.message,
       cancelled: job.message,
     }[job.state];
     status.title = status.textContent;
