@@ -100,7 +100,8 @@ def test_exports_decode_to_the_session_masks(flow, clip):
     path = os.path.join(flow["work"], "coco_copy.json")
     with open(path, "wb") as f:
         f.write(r.content)
-    assert json.loads(r.content)["info"]["incomplete"] is False
+    info = json.loads(r.content)["info"]
+    assert info["complete"] is True and info["missing_frames"] == [] and info["objects"] == {"1": "Object 1", "2": "Object 2"}
     decoded = dict(read_coco(path))
     assert all(np.array_equal(decoded[f"{t:05d}"], masks[t]) for t in range(N))
     r = client.get(f"/api/sessions/{sid}/export/mp4")

@@ -181,3 +181,19 @@ def test_openapi_lists_the_routes(app):
     for path in ("/api/videos", "/api/sessions/{sid}/masks/{t}", "/api/sessions/{sid}/propagate",
                  "/api/sessions/{sid}/events", "/api/sessions/{sid}/export/{kind}"):
         assert path in spec["paths"], path
+
+
+def test_partial_export_is_marked(tmp_path):
+    client = make_client(str(tmp_path))
+    client.post("/api/videos/open", json={"name": "demo"})
+    sid = client.post("/api/sessions", json={"video": "demo"}).json()["id"]
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:30, 10:40] = 1
+    assert put_raw(client, sid, 0, labels).status_code == 200
+    r = client.get(f"/api/sessions/{sid}/export/palette")
+    assert r.status_code == 200 and r.headers["x-incomplete"] == "39"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert "39 of 40 frames have no mask" in z.read("masks/INCOMPLETE.txt").decode()
+        assert len([n for n in z.namelist() if n.endswith(".png")]) == 40
+    info = client.get(f"/api/sessions/{sid}/export/coco").json()["info"]
+    assert info["complete"] is False and info["missing_frames"] == list(range(1, 40))

@@ -3,7 +3,7 @@
 Files are written under ``<work>/exports/<session>/`` (replaced by the next
 export of the same kind) and named after the original frames. Frames that have
 no mask yet are exported as empty and the export says so: ``INCOMPLETE.txt``
-in the zip, ``info.incomplete`` / ``info.missing_frames`` in the COCO JSON, and
+in the zip, ``info.complete`` false and ``info.missing_frames`` in the COCO JSON, and
 an ``X-Incomplete`` header on the download (set by the server).
 """
 from __future__ import annotations
@@ -82,14 +82,13 @@ def _palette_zip(session, info, library, tmp) -> list[int]:
 
 def _coco(session, info, library, tmp) -> list[int]:
     writer, missing = CocoWriter(tmp, video=info.name), []
-    with writer:
-        for t, name, labels, ok in _frames(session, info):
-            writer.write(t, name, labels)
-            if not ok:
-                missing.append(t)
+    for t, name, labels, ok in _frames(session, info):
+        writer.write(t, name, labels)
+        if not ok:
+            missing.append(t)
+    writer.close(complete=not missing)
     with open(tmp) as f:
         doc = json.load(f)
-    doc["info"]["incomplete"] = bool(missing)
     doc["info"]["missing_frames"] = missing
     doc["info"]["objects"] = {str(o["id"]): o["name"] for o in session.state["objects"]}
     with open(tmp, "w") as f:
