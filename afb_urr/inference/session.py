@@ -144,8 +144,9 @@ class VideoSession:
         """Give the objects in ``mask`` (H x W labels) at frame t; returns their ids.
 
         New ids start at t; known ids are corrections that replace the
-        prediction at t and become the object's memory from t on. Objects not
-        in ``mask`` keep their propagated masks at t outside its pixels.
+        prediction at t and become the object's memory from t on; at a frame
+        already annotated, an id's new pixels replace its earlier ones there.
+        Objects not in ``mask`` keep their masks at t outside its pixels.
         """
         t = self._check_t(t)
         m = _as_mask(mask, self.frames.size)
@@ -155,6 +156,7 @@ class VideoSession:
                              f"mark an object absent with remove_object(id, t)")
         labels = self._given[t].copy() if t in self._given else np.zeros(self.frames.size, np.uint8)
         before = self._given_ids.get(t, set())
+        labels[np.isin(labels, ids)] = 0
         labels[m != 0] = m[m != 0]
         after = set(int(v) for v in np.unique(labels) if v != 0)
         removed = (self._removed.get(t, set()) - set(ids)) | (before - after)
