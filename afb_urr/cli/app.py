@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..app.settings import AppSettings, is_loopback
 from . import HelpFormatter, add_debug_option, run_tool
@@ -56,3 +57,7 @@ def serve(args) -> int:
 
 def main(argv=None) -> int:
     return run_tool(build_parser(), serve, argv)
+
+
+if __name__ == "__main__":  # python -m afb_urr.cli.app (tools/bench_app.py starts it so)
+    sys.exit(main())
