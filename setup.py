@@ -117,6 +117,8 @@ setup(
         "afb-urr-bench = afb_urr.cli.benchmark:main",
         "afb-urr-bench-eval = afb_urr.cli.bench_eval:main",
         "afb-urr-bench-urr = afb_urr.cli.bench_urr:main",
+        "afb-urr-bench-uncertainty = afb_urr.cli.bench_uncertainty:main",
+        "afb-urr-bench-eviction = afb_urr.cli.bench_eviction:main",
     ]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,

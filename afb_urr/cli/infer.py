@@ -27,6 +27,7 @@ import argparse
 import os
 
 from . import HelpFormatter, add_debug_option, run_tool
+from .resume import add_resume_options, check_resume_args, prepare_run
 
 DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml; with --dataset, the config named after the dataset
 DATASETS = ("davis17", "youtube_vos", "long_video")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "youtube_vos: split folder (default valid); unused for long_video")
     ds.add_argument("--resolution", default="480p",
                     help="davis17: resolution folder under JPEGImages/Annotations")
+    add_resume_options(p)
     g = p.add_argument_group("other")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_debug_option(g)
@@ -134,6 +136,7 @@ def run_video(args) -> int:
         raise ValueError("--weights is required: a checkpoint to segment with")
     if not args.out and not args.overlay:
         raise ValueError("nothing to write: give --out DIR and/or --overlay FILE.mp4")
+    check_resume_args(args)
     source = open_frames(args.video, sequence=args.sequence)
     mask_path = args.mask or source.default_mask
     if mask_path is None:
@@ -144,14 +147,16 @@ def run_video(args) -> int:
         _check_out_dir(args.out, source)
         os.makedirs(args.out, exist_ok=True)
     segmenter = build_segmenter(args, args.weights)
+    run = prepare_run(args, source, mask, segmenter)
     steps = segment_stream(segmenter, source, first_mask=mask, first_mask_name=f"mask {mask_path}",
                            max_frames=args.max_frames,
                            progress=not args.no_progress,
-                           desc=os.path.basename(os.path.normpath(args.video)))
-    n = write_outputs(steps, args.out, args.overlay, source.fps or args.fps)
+                           desc=os.path.basename(os.path.normpath(args.video)),
+                           start=run.start if run else 0)
+    n = write_outputs(run.wrap(steps) if run else steps, args.out, args.overlay, source.fps or args.fps)
     where = [f"{n} masks in {args.out}"] if args.out else []
     where += [f"overlay {args.overlay}"] if args.overlay else []
-    print(f"segmented {n} frames: " + ", ".join(where))
+    print(f"segmented {n} frames{run.describe() if run else ''}: " + ", ".join(where))
     return 0
 
 
@@ -182,7 +187,8 @@ def run_dataset(args) -> int:
     if not args.out:
         raise ValueError("--out is required with --dataset: the results folder")
     unused = [o for o, v in (("--video", args.video), ("--sequence", args.sequence), ("--mask", args.mask),
-                             ("--overlay", args.overlay), ("--max-frames", args.max_frames)) if v]
+                             ("--overlay", args.overlay), ("--max-frames", args.max_frames),
+                             ("--resume", args.resume)) if v]
     if unused:
         raise ValueError(f"{', '.join(unused)} cannot be combined with --dataset")
     if args.split and args.dataset == "long_video":

@@ -28,7 +28,7 @@ import numpy as np
 from ..io import (InputError, SequenceSource, davis_list, read_mask, read_meta, require_file,
                   void_to_background, write_mask)
 from .resources import peak_memory
-from .stream import segment_stream
+from .stream import FramesFrom, segment_stream
 
 DONE_MARKER = ".done"
 
@@ -77,21 +77,6 @@ def _clear_done(folder: str) -> None:
     marker = os.path.join(folder, DONE_MARKER)
     if os.path.isfile(marker):
         os.remove(marker)
-
-
-class _FromName:
-    """The frames of a FolderSource from frame ``start`` on (keeps ``len`` for the progress bar)."""
-
-    def __init__(self, source: SequenceSource, start: int):
-        self.source, self.start = source, start
-
-    def __len__(self):
-        return len(self.source.names) - self.start
-
-    def __iter__(self):
-        for i, item in enumerate(self.source):
-            if i >= self.start:
-                yield item
 
 
 def _segment_sequence(summary: ProtocolSummary, segmenter_factory: Callable, frames, masks: Mapping,
@@ -203,7 +188,7 @@ def run_youtube_vos(segmenter_factory: Callable, root: str, split: str, out_dir:
             m = _first_mask(os.path.join(source.annotation_dir, frame + ".png"))
             masks[frame] = np.where(np.isin(m, labels), m, 0).astype(np.uint8)
         start = min(source.names.index(f) for f in starts)
-        _segment_sequence(summary, segmenter_factory, _FromName(source, start), masks, folder,
+        _segment_sequence(summary, segmenter_factory, FramesFrom(source, start), masks, folder,
                           set(listed), progress, f"{vid} ({i + 1}/{len(videos)})")
         summary.done.append(vid)
     if make_zip:
