@@ -112,7 +112,7 @@ def test_sigkill_then_resume_gives_identical_masks(setup, reference):
     out = setup / "killed"
     kept, stdout = _killed_then_resumed(setup, out, reference, kill_after=10)
     assert len(kept) == 10
-    assert "resumed at frame 8: 8 masks kept" in stdout
+    assert "resumed at frame 8 (8 masks kept)" in stdout
     # masks before the snapshot's position were not written again
     for f in sorted(kept)[:8]:
         assert (out / f).stat().st_mtime_ns == kept[f]

@@ -3,7 +3,8 @@
 A snapshot holds everything the rest of the run depends on: the Segmenter's
 state (:meth:`Segmenter.state_dict`: bank, scores, object ids, frame index),
 the stream position (the next frame to segment), the output bookkeeping
-(masks written so far, the last one's name) and what identifies the run: the
+(masks written so far, the last one's name, the caller's own records such
+as per-frame scores or a COCO file's annotations so far) and what identifies the run: the
 video (path, frame count, frame size), the digest of the given masks and the
 frame limit. Resuming loads it, skips the frames before the position and
 continues; the masks then come out identical to an uninterrupted run's.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -68,10 +69,12 @@ class RunIdentity:
 
 @dataclass
 class Resumed:
-    """Where an interrupted run stopped: the next frame to segment and the masks written."""
+    """Where an interrupted run stopped: the next frame to segment, the masks written, and
+    the caller's output bookkeeping at that point (``outputs``: plain data)."""
     position: int
     written: int
     last_name: str | None
+    outputs: dict | None = None
 
 
 def _atomic_save(obj, path: str) -> None:
@@ -84,11 +87,12 @@ def _atomic_save(obj, path: str) -> None:
 
 
 def save_snapshot(path: str, segmenter, identity: RunIdentity, position: int, written: int,
-                  last_name: str | None) -> None:
-    """Write the run's state at ``position`` (frames done) atomically to ``path``."""
+                  last_name: str | None, outputs: dict | None = None) -> None:
+    """Write the run's state at ``position`` (frames done) atomically to ``path``;
+    ``outputs``: the caller's bookkeeping (plain values: dicts, lists, str, numbers)."""
     state = {"format": FORMAT, "version": VERSION, "run": identity.as_dict(),
              "position": int(position), "written": int(written), "last_name": last_name,
-             "segmenter": segmenter.state_dict(video=identity.video)}
+             "outputs": outputs, "segmenter": segmenter.state_dict(video=identity.video)}
     _atomic_save(state, path)
 
 
@@ -135,28 +139,31 @@ def load_snapshot(path: str, segmenter, identity: RunIdentity, out_dir: str | No
         segmenter.load_state_dict(state["segmenter"], video=identity.video)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"snapshot {path}: {e}") from None
-    return Resumed(position, written, last)
+    return Resumed(position, written, last, state.get("outputs"))
 
 
 def with_snapshots(steps: Iterable, segmenter, path: str, identity: RunIdentity, every: int,
-                   resumed: Resumed | None = None) -> Iterator:
+                   resumed: Resumed | None = None,
+                   outputs: Callable[[], dict] | None = None) -> Iterator:
     """Pass ``steps`` (StreamStep) through, saving a snapshot every ``every`` frames.
 
     A snapshot is saved when the consumer asks for the step after one whose
     index + 1 is a multiple of ``every``: by then it has written that step's
-    mask, and the Segmenter has not moved on. Without ``resumed``, one is saved
+    mask (and ``outputs()``, the bookkeeping saved with it, counts that step),
+    and the Segmenter has not moved on. Without ``resumed``, one is saved
     first at position 0. The snapshot is removed once every step is consumed.
     """
     if every < 1:
         raise ValueError(f"the snapshot interval must be >= 1 frame, got {every}")
     written = resumed.written if resumed else 0
+    extra = outputs or (lambda: None)
     if resumed is None:
-        save_snapshot(path, segmenter, identity, 0, 0, None)
+        save_snapshot(path, segmenter, identity, 0, 0, None, extra())
     for step in steps:
         yield step
         written += 1
         if (step.index + 1) % every == 0:
-            save_snapshot(path, segmenter, identity, step.index + 1, written, step.name)
+            save_snapshot(path, segmenter, identity, step.index + 1, written, step.name, extra())
     for leftover in (path, path + ".tmp"):
         if os.path.isfile(leftover):
             os.remove(leftover)
