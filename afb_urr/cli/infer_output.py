@@ -122,7 +122,7 @@ class Outputs:
 
     def __init__(self, args, object_ids, video: str, size: tuple[int, int], fps: float):
         self.args = args
-        self.exports = open_exports(args.out, args.format, object_ids, video) if args.out else None
+        self.exports = open_exports(args.out, args.format or ["palette"], object_ids, video) if args.out else None
         self.needs_frames = bool(self.exports and self.exports.needs_frames)
         self.overlay = OverlayWriter(args.overlay, fps, size) if args.overlay else None
         self._report_file = open(args.report, "w", newline="") if args.report else None
