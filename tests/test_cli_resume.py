@@ -24,14 +24,14 @@ EVERY = 4
 WRAPPER = textwrap.dedent('''
     import io, os, signal, sys
     import torch
-    import afb_urr.inference.stream as stream
+    from PIL import Image
     after = int(os.environ.get("KILL_AFTER", "0"))
     in_snapshot = int(os.environ.get("KILL_IN_SNAPSHOT", "-1"))
     written = [0]
-    write_mask, save = stream.write_mask, torch.save
+    write_png, save = Image.Image.save, torch.save
 
-    def killing_write(path, labels):
-        write_mask(path, labels)
+    def killing_write(self, path, *a, **k):  # every mask is a PNG written by PIL
+        write_png(self, path, *a, **k)
         written[0] += 1
         if written[0] == after:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -45,7 +45,7 @@ WRAPPER = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGKILL)
         return save(obj, f, *a, **k)
 
-    stream.write_mask, torch.save = killing_write, killing_save
+    Image.Image.save, torch.save = killing_write, killing_save
     from afb_urr.cli.infer import main
     sys.exit(main(sys.argv[1:]))
 ''')
@@ -134,19 +134,18 @@ def _run(argv, capsys):
 @pytest.fixture(scope="module")
 def interrupted(setup):
     """An output folder of a run stopped by Ctrl-C after 6 masks (snapshot at position 4)."""
-    import afb_urr.inference.stream as stream
-    out, write, count = setup / "interrupted", stream.write_mask, [0]
+    out, write, count = setup / "interrupted", Image.Image.save, [0]
 
-    def stop_after_6(path, labels):
-        write(path, labels)
+    def stop_after_6(self, path, *a, **k):
+        write(self, path, *a, **k)
         count[0] += 1
         if count[0] == 6:
             raise KeyboardInterrupt
-    stream.write_mask = stop_after_6
+    Image.Image.save = stop_after_6
     try:
         assert infer.main(_args(setup, out)) == 130
     finally:
-        stream.write_mask = write
+        Image.Image.save = write
     assert len(_masks(out)) == 6 and torch.load(out / SNAPSHOT_NAME)["position"] == 4
     return out
 
@@ -194,3 +193,28 @@ def test_snapshot_in_folder_needs_resume(setup, interrupted, capsys):
     rc, _, err = _run(_args(setup, out, "--snapshot-every", "0"), capsys)
     assert rc == 1 and "--snapshot-every" in err
     assert _masks(out) == before
+
+
+def test_ctrl_c_then_resume_continues_the_coco_file(setup, tmp_path, capsys):
+    """In one process: a run stopped by Ctrl-C after 6 frames resumes from its snapshot at
+    frame 4; the COCO file (kept in memory until the end) comes out as an uninterrupted run's."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    fmt = ["--format", "palette", "coco"]
+    assert _run(_args(setup, full, *fmt), capsys)[0] == 0
+    write, count = Image.Image.save, [0]
+
+    def stop_after_6(self, path, *a, **k):
+        write(self, path, *a, **k)
+        count[0] += 1
+        if count[0] == 6:
+            raise KeyboardInterrupt
+    Image.Image.save = stop_after_6
+    try:
+        assert _run(_args(setup, cut, *fmt), capsys)[0] == 130
+    finally:
+        Image.Image.save = write
+    rc, out, err = _run(_args(setup, cut, "--resume", *fmt), capsys)
+    assert rc == 0, err
+    assert "resumed at frame 4 (4 masks kept)" in out and "segmented 14 frames" in out
+    assert (cut / "coco.json").read_text() == (full / "coco.json").read_text()
+    assert _masks(cut) == _masks(full) and not (cut / "INCOMPLETE").exists()
