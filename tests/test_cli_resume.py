@@ -1,6 +1,7 @@
 """--snapshot-every / --resume of the infer command: a run killed by a real SIGKILL in a
 subprocess resumes to masks byte-identical with an uninterrupted run's; bad snapshots are
 one-line errors that leave the masks alone."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -131,21 +132,29 @@ def _run(argv, capsys):
     return rc, out, err
 
 
+@contextlib.contextmanager
+def ctrl_c_after(n):
+    """Within: Ctrl-C (KeyboardInterrupt) right after the n-th PNG is written."""
+    write, count = Image.Image.save, [0]
+
+    def stop(self, path, *a, **k):
+        write(self, path, *a, **k)
+        count[0] += 1
+        if count[0] == n:
+            raise KeyboardInterrupt
+    Image.Image.save = stop
+    try:
+        yield
+    finally:
+        Image.Image.save = write
+
+
 @pytest.fixture(scope="module")
 def interrupted(setup):
     """An output folder of a run stopped by Ctrl-C after 6 masks (snapshot at position 4)."""
-    out, write, count = setup / "interrupted", Image.Image.save, [0]
-
-    def stop_after_6(self, path, *a, **k):
-        write(self, path, *a, **k)
-        count[0] += 1
-        if count[0] == 6:
-            raise KeyboardInterrupt
-    Image.Image.save = stop_after_6
-    try:
+    out = setup / "interrupted"
+    with ctrl_c_after(6):
         assert infer.main(_args(setup, out)) == 130
-    finally:
-        Image.Image.save = write
     assert len(_masks(out)) == 6 and torch.load(out / SNAPSHOT_NAME)["position"] == 4
     return out
 
@@ -201,18 +210,8 @@ def test_ctrl_c_then_resume_continues_the_coco_file(setup, tmp_path, capsys):
     full, cut = tmp_path / "full", tmp_path / "cut"
     fmt = ["--format", "palette", "coco"]
     assert _run(_args(setup, full, *fmt), capsys)[0] == 0
-    write, count = Image.Image.save, [0]
-
-    def stop_after_6(self, path, *a, **k):
-        write(self, path, *a, **k)
-        count[0] += 1
-        if count[0] == 6:
-            raise KeyboardInterrupt
-    Image.Image.save = stop_after_6
-    try:
+    with ctrl_c_after(6):
         assert _run(_args(setup, cut, *fmt), capsys)[0] == 130
-    finally:
-        Image.Image.save = write
     rc, out, err = _run(_args(setup, cut, "--resume", *fmt), capsys)
     assert rc == 0, err
     assert "resumed at frame 4 (4 masks kept)" in out and "segmented 14 frames" in out

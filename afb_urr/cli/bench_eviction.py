@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("--modes", nargs="+", choices=EVICTION_MODES, default=list(EVICTION_MODES),
                    help="eviction modes to run")
-    p.add_argument("--videos", type=int, default=1, help="videos (val split, indices from 1000)")
+    p.add_argument("--videos", type=int, default=1, help="videos (val split, indices from 1000 + --first)")
+    p.add_argument("--first", type=int, default=0, help="skip this many videos of the sequence")
     p.add_argument("--frames", type=int, default=1000, help="frames per video")
     p.add_argument("--size", type=parse_size, default=DEMO_SIZE, metavar="HxW", help="frame size")
     p.add_argument("--objects", type=int, default=2, help="objects per video")
@@ -73,7 +74,7 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     weights = demo_weights_or(args.weights)
     results = {m: [] for m in args.modes}
-    for v in range(args.videos):
+    for v in range(args.first, args.first + args.videos):
         seed = split_seed("val", FIRST_VIDEO + v)
         frames, truth = render_video(seed, args.frames, args.size, args.objects)
         for mode in args.modes:

@@ -59,6 +59,7 @@ def run_protocol(args, device, shard, call, **overrides) -> int:
 
 def run_list(args) -> int:
     """Segment the videos of --videos LIST.txt into --out (split over torchrun processes)."""
+    from ..config import USER_EVICTION, USER_NEW_OBJECT
     from ..inference import protocols
     from ..io.datasets import read_video_list
     from .infer import reject_video_options
@@ -72,5 +73,5 @@ def run_list(args) -> int:
     videos = read_video_list(args.videos)
     shard, device = start_shard(args)
     return run_protocol(args, device, shard, lambda factory, progress: protocols.run_video_list(
-        factory, videos, args.out, progress, shard),
-        new_object=args.new_object or "keep")  # user videos: objects keep their memory
+        factory, videos, args.out, progress, shard),  # user videos: defaults for people
+        new_object=args.new_object or USER_NEW_OBJECT, eviction=args.eviction or USER_EVICTION)

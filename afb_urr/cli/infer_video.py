@@ -18,6 +18,7 @@ import sys
 
 from tqdm import tqdm
 
+from ..config import USER_EVICTION, USER_NEW_OBJECT
 from . import one_line
 from .infer_inputs import VideoInput, check_arguments, prepare
 from .infer_model import bank_budget, build_segmenter
@@ -60,7 +61,8 @@ def run_session(args, segmenter, inp: VideoInput, outputs: Outputs) -> None:
     from ..inference import VideoSession
     from ..io.frame_cache import FrameCache
     session = VideoSession(FrameCache(inp.source.path), segmenter.model, segmenter.config,
-                           device=segmenter.device, new_object=segmenter.config.new_object)
+                           device=segmenter.device, new_object=segmenter.config.new_object,
+                           eviction=segmenter.config.eviction)
     names = inp.names
     try:
         for name in inp.masks.paths:
@@ -108,7 +110,8 @@ def run_video(args) -> int:
     if args.out:  # a resumed run continues the files in --out
         check_out_folder(args.out, args.overwrite or args.resume,
                          frame_dir=getattr(inp.source, "path", None))
-    segmenter = build_segmenter(args, args.weights, new_object=args.new_object or "keep")
+    segmenter = build_segmenter(args, args.weights, new_object=args.new_object or USER_NEW_OBJECT,
+                                eviction=args.eviction or USER_EVICTION)
     resumable = prepare_run(args, inp, segmenter)
     if inp.session or len(inp.masks.paths) > 1:
         print(f"masks: {len(inp.masks.paths)} frames from {inp.mask_from}, objects "
