@@ -7,6 +7,7 @@ A video is rendered once (T x H x W x 3 frames and T x H x W labels in memory:
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -31,8 +32,6 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def demo_weights_or(weights: str | None) -> str:
     """``weights``, or the committed demo checkpoint (a one-line error when it is missing)."""
-    import os
-
     from ..inference import demo
     path = weights or demo.demo_weights()
     if not os.path.isfile(path):
