@@ -18,12 +18,9 @@ from afb_urr.io.exports import read_export
 H, W = 48, 64
 
 
-@pytest.fixture(scope="module")
-def checkpoint(light_model, tmp_path_factory):
-    from afb_urr import save_checkpoint
-    path = tmp_path_factory.mktemp("ckpt") / "r18.pth"
-    save_checkpoint(str(path), light_model)
-    return str(path)
+@pytest.fixture
+def checkpoint(light_checkpoint):
+    return light_checkpoint
 
 
 def _run(argv, capsys):

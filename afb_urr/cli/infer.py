@@ -1,17 +1,21 @@
-"""``afb-urr-infer`` / ``python tools/infer.py``: segment a video from its first frame's mask, or run the synthetic demo.
+"""``afb-urr-infer`` / ``python tools/infer.py``: segment a video from masks of any of its frames, run a dataset protocol, or the synthetic demo.
 
   python tools/infer.py --video clip.mp4 --mask first.png --weights ckpt.pth --out masks/
   python tools/infer.py --video DAVIS/JPEGImages/480p/bike-packing --weights ckpt.pth \\
       --out results/bike-packing --overlay check.mp4
+  python tools/infer.py --video clip.mp4 --masks annotations/ --direction both --weights ckpt.pth \\
+      --out masks/ --format palette coco --report report.csv --suggest 5
+  python tools/infer.py --video rtsp://camera/stream --mask first.png --weights ckpt.pth --out live/
   python tools/infer.py --demo
   python tools/infer.py --dataset davis17 --root DAVIS --split val --weights ckpt.pth --out results/
   python tools/infer.py --dataset youtube_vos --root YouTubeVOS --split valid --weights ckpt.pth --out yt/
   python tools/infer.py --dataset long_video --root LongVideos --weights ckpt.pth --out lv/
 
-The video is a file OpenCV reads, a folder of frames, or a DAVIS-style
-sequence folder (whose first annotation is the default --mask). One DAVIS-palette
-PNG is written per frame, named after the frame. Frames are read and written one
-at a time, so videos of any length run in bounded memory.
+The video is a file OpenCV reads, a folder of frames, a DAVIS-style sequence
+folder (whose annotations are the default masks), a camera or a stream; the
+masks are one --mask or a --masks folder of any frames (infer_video.py says how
+they run). One file per frame and format is written, named after the frame, as
+each frame is done, so videos of any length run in bounded memory.
 
 With --dataset, every sequence of a dataset folder is segmented by its protocol
 (afb_urr/inference/protocols.py); a summary with fps and peak memory ends the run,

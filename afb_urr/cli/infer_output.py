@@ -75,11 +75,15 @@ class OutFolder:
         self.made = not os.path.isdir(self.out)
         os.makedirs(self.out, exist_ok=True)
         if self.overwrite:
-            for e in os.listdir(self.out):
-                if not e.startswith(".") and _is_output(self.out, e):
-                    path = os.path.join(self.out, e)
-                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            self._clear()
         self.mark("the run was started and has not finished (still running, or killed)")
+
+    def _clear(self) -> None:
+        """Remove what runs write (masks, exports, the marker) from the folder."""
+        for e in os.listdir(self.out):
+            if not e.startswith(".") and _is_output(self.out, e):
+                path = os.path.join(self.out, e)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def mark(self, reason: str) -> None:
         with open(self.marker, "w") as f:
@@ -92,8 +96,8 @@ class OutFolder:
             os.remove(self.marker)
         elif written == 0 and self.made:
             shutil.rmtree(self.out, ignore_errors=True)
-        elif written == 0:
-            os.remove(self.marker)
+        elif written == 0:  # the folder was empty of outputs before this run: leave it so
+            self._clear()
         else:
             self.mark(f"stopped after {written} frames: {reason}")
 
@@ -132,6 +136,7 @@ class Outputs:
         self.scores: dict[int, float] = {}
         self.names: dict[int, str] = {}
         self.masks_written = 0
+        self._closed = False
 
     def masks(self, index: int, name: str, labels: np.ndarray, frame: np.ndarray | None = None) -> None:
         if self.exports is not None:
@@ -151,9 +156,19 @@ class Outputs:
             self._report_file.flush()
 
     def close(self, complete: bool = True) -> None:
+        """Finish the files; a run that ends before its first frame leaves no empty overlay
+        or report behind."""
+        if self._closed:
+            return
+        self._closed = True
         if self.exports is not None:
             self.exports.close(complete)
+        empty = not self.scores
         if self.overlay is not None:
             self.overlay.close()
+            if empty and not complete:
+                os.remove(self.args.overlay)
         if self._report_file is not None:
             self._report_file.close()
+            if empty and not complete:
+                os.remove(self.args.report)
