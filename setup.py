@@ -119,6 +119,8 @@ setup(
         "afb-urr-bench-urr = afb_urr.cli.bench_urr:main",
         "afb-urr-app = afb_urr.cli.app:main",
         "afb-urr-bench-app = afb_urr.cli.bench_app:main",
+        "afb-urr-bench-uncertainty = afb_urr.cli.bench_uncertainty:main",
+        "afb-urr-bench-eviction = afb_urr.cli.bench_eviction:main",
     ]},
     package_data={"afb_urr.app": ["static/*"]},
     ext_modules=ext_modules,

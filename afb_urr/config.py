@@ -27,6 +27,10 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 EVICTION_MODES = ("threshold", "minimal")
 NEW_OBJECT_MODES = ("reset", "keep")
+# Where user-facing entry points (tools/infer.py --video / --videos, VideoSession) depart from the
+# published defaults, which the dataset protocols and their configs keep (README, Measurements).
+USER_NEW_OBJECT = "keep"
+USER_EVICTION = "minimal"
 AMP_MODES = ("none", "bf16", "fp16")
 LR_SCHEDULES = ("step", "cosine")
 BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm

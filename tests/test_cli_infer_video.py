@@ -235,7 +235,8 @@ def test_stale_folder_overwrite_and_incomplete_marker(clip, checkpoint, tmp_path
     (folder / "00003.png").write_bytes(b"not an image")
     rc, _, err = _run(argv + ["--overwrite"], capsys)
     _one_line_error(rc, err, "00003.png")
-    assert sorted(os.listdir(out)) == ["00000.png", "00001.png", "00002.png", "INCOMPLETE"]
+    # (and the snapshot a --resume would continue from: afb_urr/inference/snapshot.py)
+    assert sorted(os.listdir(out)) == [".snapshot.pt", "00000.png", "00001.png", "00002.png", "INCOMPLETE"]
     marker = (out / "INCOMPLETE").read_text()
     assert "stopped after 3 frames" in marker and "00003.png" in marker
     # fixed: a rerun replaces everything and removes the marker

@@ -193,17 +193,18 @@ def test_long_video_config_all_frames_resume(tmp_path, checkpoint, capsys, monke
         write_mask(str(root / "Annotations" / vid / "00000.png"), _mask((1, (4, 20, 6, 30))))
         write_mask(str(root / "Annotations" / vid / f"{n - 1:05d}.png"), _mask((1, (6, 22, 8, 32))))  # sparse GT
     rates = []
-    real = infer.build_segmenter_factory
+    from afb_urr.cli import infer_model
+    real = infer_model.build_segmenter_factory
 
-    def spy(args, weights):
-        make = real(args, weights)
+    def spy(args, weights, **overrides):
+        make = real(args, weights, **overrides)
 
         def factory():
             seg = make()
             rates.append(seg.bank.update_rate)
             return seg
         return factory
-    monkeypatch.setattr(infer, "build_segmenter_factory", spy)
+    monkeypatch.setattr(infer_model, "build_segmenter_factory", spy)
     out = tmp_path / "lv"
     argv = ["--dataset", "long_video", "--root", str(root), "--weights", checkpoint, "--out", str(out)]
     rc, text, err = _run(argv, capsys)

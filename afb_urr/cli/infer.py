@@ -34,8 +34,10 @@ import argparse
 import os
 
 from . import HelpFormatter, add_debug_option, run_tool
-from .infer_model import add_model_options, build_segmenter, build_segmenter_factory
+from .infer_model import add_model_options, build_segmenter
 from .infer_video import run_video
+from .infer_many import add_list_options, run_list, run_protocol, start_shard
+from .resume import add_resume_options
 
 DATASETS = ("davis17", "youtube_vos", "long_video")
 DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
@@ -168,7 +170,8 @@ def add_other_options(p: argparse.ArgumentParser) -> None:
 
 # One function per argument group, in --help order; a feature adds its group here.
 OPTION_GROUPS = [add_input_options, add_propagation_options, add_output_options, add_model_options,
-                 add_demo_options, add_dataset_options, add_other_options]
+                 add_resume_options, add_demo_options, add_dataset_options, add_list_options,
+                 add_other_options]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Options only the --video mode reads: other modes refuse them rather than drop them.
 VIDEO_ONLY = ("video", "sequence", "mask", "masks", "resize_masks", "stream_timeout", "start_frame",
               "max_frames", "new_object", "format", "overwrite", "overlay_uncertainty", "report",
-              "suggest")
+              "suggest", "resume")
 
 
 def reject_video_options(args, mode: str, allowed=()) -> None:
@@ -213,9 +216,7 @@ def run_demo(args) -> int:
 
 def run_dataset(args) -> int:
     """Run the --dataset protocol over --root into --out and print its summary."""
-    import torch
-
-    from ..inference import protocols, resolve_device
+    from ..inference import protocols
     if not args.root:
         raise ValueError(f"--root is required with --dataset {args.dataset}: the dataset folder")
     if not os.path.isdir(args.root):
@@ -232,28 +233,26 @@ def run_dataset(args) -> int:
     if args.config is None:
         args.config = args.dataset  # configs/<dataset>.yaml
     split = args.split or DEFAULT_SPLITS.get(args.dataset)
-    device = resolve_device(args.device)
-    factory = build_segmenter_factory(args, args.weights)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    progress = not args.no_progress
-    os.makedirs(args.out, exist_ok=True)
+    shard, device = start_shard(args)  # under torchrun: this process's share of the sequences
     if args.dataset == "davis17":
-        summary = protocols.run_davis(factory, args.root, split, args.out, resolution=args.resolution,
-                                      progress=progress)
+        run = lambda f, progress: protocols.run_davis(  # noqa: E731
+            f, args.root, split, args.out, resolution=args.resolution, progress=progress, shard=shard)
     elif args.dataset == "youtube_vos":
-        summary = protocols.run_youtube_vos(factory, args.root, split, args.out, progress=progress)
+        run = lambda f, progress: protocols.run_youtube_vos(  # noqa: E731
+            f, args.root, split, args.out, progress=progress, shard=shard)
     else:
-        summary = protocols.run_long_video(factory, args.root, args.out, progress=progress)
-    print(summary.format(device))
-    return 0
+        run = lambda f, progress: protocols.run_long_video(  # noqa: E731
+            f, args.root, args.out, progress=progress, shard=shard)
+    return run_protocol(args, device, shard, run)
 
 
-MODES = {"video": run_video, "demo": run_demo, "dataset": run_dataset}
+MODES = {"video": run_video, "demo": run_demo, "dataset": run_dataset, "list": run_list}
 
 
 def select_mode(args) -> str:
     """Name of the MODES entry the arguments ask for."""
+    if args.videos:
+        return "list"
     if args.dataset:
         return "dataset"
     return "demo" if args.demo else "video"

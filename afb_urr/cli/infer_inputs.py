@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..io import FrameSource, open_frames
 from ..io.annotations import MaskFolder, check_masks, find_masks
+from ..io.frame_cache import frame_names
 from ..io.live import LiveSource, is_live
 
 LIVE_STREAM_TIMEOUT = 10.0  # seconds a live source may go without a frame (--stream-timeout)
@@ -101,20 +102,6 @@ def _open(args) -> FrameSource:
             raise ValueError("--mask is required with a live source: the first frame's label map")
     timeout = args.stream_timeout if args.stream_timeout is not None else LIVE_STREAM_TIMEOUT
     return open_frames(args.video, sequence=args.sequence, stream_timeout=timeout)
-
-
-def frame_names(source: FrameSource) -> list[str]:
-    """The names of all frames of a file or folder source (a video file is counted once
-    when its container does not say how many frames it has)."""
-    names = getattr(source, "names", None)
-    if names is not None:
-        return list(names)
-    from ..io.frame_cache import FrameCache
-    cache = FrameCache(source.path, max_bytes=0)
-    try:
-        return list(cache.names)
-    finally:
-        cache.close()
 
 
 def _frame_of(value: str, names: list[str], option: str) -> int:

@@ -21,6 +21,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="feature-bank entries over all objects (config default 300000)")
     m.add_argument("--update-rate", type=float,
                    help="feature-bank merge rate (0.1 DAVIS, 0.05 YouTube-VOS / long videos)")
+    m.add_argument("--eviction", choices=("threshold", "minimal"),
+                   help="how a full bank makes room: minimal (drop only as many least-used entries "
+                        "as needed; the default for --video and --videos) or threshold (the "
+                        "published loop; the default of the dataset protocols' configs)")
 
 
 def build_segmenter_factory(args, weights: str, **overrides):
@@ -28,6 +32,7 @@ def build_segmenter_factory(args, weights: str, **overrides):
     --update-rate (and ``overrides``: InferenceConfig fields); the weights are loaded on its
     first call, once."""
     from ..inference import segmenter_factory
+    overrides = {"eviction": getattr(args, "eviction", None), **overrides}
     return segmenter_factory(weights, args.config or DEFAULT_CONFIG, args.device, budget=args.budget,
                              update_rate=args.update_rate, **overrides)
 

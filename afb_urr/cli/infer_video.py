@@ -18,10 +18,12 @@ import sys
 
 from tqdm import tqdm
 
+from ..config import USER_EVICTION, USER_NEW_OBJECT
 from . import one_line
 from .infer_inputs import VideoInput, check_arguments, prepare
 from .infer_model import bank_budget, build_segmenter
 from .infer_output import MARKER, FrameInfo, OutFolder, Outputs, check_out_folder
+from .resume import check_resume_args, prepare_run
 
 INCOMPLETE_ENDS = ("stalled", "failed")  # live-source ends that leave the output incomplete
 
@@ -35,14 +37,16 @@ def _step_info(index: int, name: str, result) -> FrameInfo:
                      object_stats(result.labels, conf))
 
 
-def run_stream(args, segmenter, inp: VideoInput, outputs: Outputs) -> None:
-    """One mask on the first frame, forward: step the Segmenter over the frames as they come."""
+def run_stream(args, segmenter, inp: VideoInput, outputs: Outputs, resumable=None) -> None:
+    """One mask on the first frame, forward: step the Segmenter over the frames as they come
+    (``resumable``: cli.resume.ResumableRun, snapshots and where a resumed run starts)."""
     from ..inference import segment_stream
     name = next(iter(inp.masks.paths))
     steps = segment_stream(segmenter, inp.source, first_mask=inp.masks.read(name),
                            first_mask_name=inp.mask_from, max_frames=args.max_frames,
-                           progress=not args.no_progress, desc=_desc(args))
-    for step in steps:
+                           progress=not args.no_progress, desc=_desc(args),
+                           start=resumable.start if resumable else 0)
+    for step in resumable.wrap(steps) if resumable else steps:
         frame = step.frame
         outputs.masks(step.index, step.name, step.result.labels, frame if outputs.needs_frames else None)
         outputs.frame_info(_step_info(step.index, step.name, step.result), frame)
@@ -57,7 +61,8 @@ def run_session(args, segmenter, inp: VideoInput, outputs: Outputs) -> None:
     from ..inference import VideoSession
     from ..io.frame_cache import FrameCache
     session = VideoSession(FrameCache(inp.source.path), segmenter.model, segmenter.config,
-                           device=segmenter.device, new_object=segmenter.config.new_object)
+                           device=segmenter.device, new_object=segmenter.config.new_object,
+                           eviction=segmenter.config.eviction)
     names = inp.names
     try:
         for name in inp.masks.paths:
@@ -100,10 +105,14 @@ def _summary(args, n: int) -> str:
 def run_video(args) -> int:
     """Segment --video from --mask / --masks (or a DAVIS sequence's annotations)."""
     check_arguments(args)
+    check_resume_args(args)
     inp = prepare(args, bank_budget(args))
-    if args.out:
-        check_out_folder(args.out, args.overwrite, frame_dir=getattr(inp.source, "path", None))
-    segmenter = build_segmenter(args, args.weights, new_object=args.new_object or "keep")
+    if args.out:  # a resumed run continues the files in --out
+        check_out_folder(args.out, args.overwrite or args.resume,
+                         frame_dir=getattr(inp.source, "path", None))
+    segmenter = build_segmenter(args, args.weights, new_object=args.new_object or USER_NEW_OBJECT,
+                                eviction=args.eviction or USER_EVICTION)
+    resumable = prepare_run(args, inp, segmenter)
     if inp.session or len(inp.masks.paths) > 1:
         print(f"masks: {len(inp.masks.paths)} frames from {inp.mask_from}, objects "
               f"{', '.join(map(str, inp.object_ids))}; {args.direction}")
@@ -113,7 +122,12 @@ def run_video(args) -> int:
         if folder:
             folder.open()
         outputs = Outputs(args, inp.object_ids, args.video, inp.size, inp.source.fps or args.fps)
-        (run_session if inp.session else run_stream)(args, segmenter, inp, outputs)
+        if inp.session:
+            run_session(args, segmenter, inp, outputs)
+        else:
+            if resumable:
+                resumable.attach(outputs)
+            run_stream(args, segmenter, inp, outputs, resumable)
     except BaseException as e:
         reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else one_line(e)
         if outputs is not None:
@@ -135,7 +149,7 @@ def run_video(args) -> int:
         folder.finish(n)
     if end is not None:
         print(end.message)
-    print(_summary(args, n))
+    print(_summary(args, n) + (f"; {resumable.describe()}" if resumable and resumable.resumed else ""))
     if args.suggest:
         print_suggestions(args, inp, outputs)
     return 0

@@ -277,3 +277,26 @@ def db_statistics(values: Sequence[float], davis_bins: bool = True) -> tuple[flo
     bins = [v[a:b] for a, b in _decay_bins(v.size, davis_bins)]
     decay = _nanmean(bins[0]) - _nanmean(bins[-1])
     return mean, recall, decay
+
+
+def _average_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``v`` (n,), ties sharing their average rank."""
+    order = np.argsort(v, kind="stable")
+    sorted_v = v[order]
+    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
+    ends = np.r_[starts[1:], v.size]
+    ranks = np.empty(v.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation of two equally long series: the Pearson correlation of
+    their ranks (ties: average ranks). NaN when either series is constant."""
+    a, b = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"spearman needs two series of one length >= 2, got {a.size} and {b.size}")
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / denom if denom > 0 else float("nan")

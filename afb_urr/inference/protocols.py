@@ -6,6 +6,9 @@
   (their mask is given there); only the frames listed in ``meta.json`` are
   written, as ``<out>/Annotations/<vid>/<frame>.png`` at the original size, and
   ``<out>/submission.zip`` is made for the evaluation server.
+- A list of videos (:func:`run_video_list`, ``tools/infer.py --videos LIST.txt``):
+  each from its first annotated frame, every frame from there written as
+  ``<out>/<name>/<frame>.png``.
 - Long videos (:func:`run_long_video`): ``JPEGImages/<video>`` with sparse
   ``Annotations/<video>``; the first frame's annotation starts it, every frame
   is written as ``<out>/<video>/<frame>.png``.
@@ -14,6 +17,11 @@ Resume: a finished sequence gets a ``.done`` marker in its output folder; a
 sequence with the marker and all its PNGs is skipped. Any other sequence is
 segmented again from its first frame, since the feature bank needs the whole
 history. Frames are processed at their original resolution.
+
+Under ``torchrun`` each runner takes a :class:`~afb_urr.inference.shard.Shard`:
+the sequences are dealt out longest first (``balanced_split``), each process
+segments its own, and the summaries are gathered (YouTube-VOS: rank 0 zips
+once all are done). Each sequence is segmented as one process would.
 """
 from __future__ import annotations
 
@@ -25,10 +33,13 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..io import (InputError, SequenceSource, davis_list, read_mask, read_meta, require_file,
-                  void_to_background, write_mask)
+from ..io import (InputError, SequenceSource, davis_list, open_frames, read_mask, read_meta,
+                  require_file, void_to_background, write_mask)
+from ..io.datasets import ListedVideo
+from ..io.frame_cache import frame_names
 from .resources import peak_memory
-from .stream import segment_stream
+from .shard import Shard
+from .stream import FramesFrom, segment_stream
 
 DONE_MARKER = ".done"
 
@@ -44,17 +55,36 @@ class ProtocolSummary:
     seconds: float = 0.0     # time inside Segmenter.step for those frames
     written: int = 0         # PNGs written in this run
     zip_path: str | None = None
+    processes: int = 1       # processes that shared the run (torchrun)
 
     @property
     def fps(self) -> float:
         """Frames per second of segmentation alone (reading and writing excluded)."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def merged(self, shard: Shard | None) -> "ProtocolSummary":
+        """The summary of every process of ``shard`` (this one alone without it); fps is then
+        per process (their frames over their summed segmentation time)."""
+        if shard is None or not shard.distributed:
+            return self
+        parts = shard.gather(self)
+        total = ProtocolSummary(self.dataset, self.out_dir, zip_path=self.zip_path,
+                                processes=len(parts))
+        for p in parts:
+            total.done += p.done
+            total.skipped += p.skipped
+            total.frames += p.frames
+            total.seconds += p.seconds
+            total.written += p.written
+            total.zip_path = total.zip_path or p.zip_path
+        return total
+
     def format(self, device=None) -> str:
         """Multi-line report: counts, fps and peak memory of this process on ``device``."""
         lines = [f"{self.dataset}: {len(self.done)} sequence(s) segmented, "
                  f"{len(self.skipped)} skipped (already done), {self.written} PNGs written to {self.out_dir}",
-                 f"frames: {self.frames}, segmentation time {self.seconds:.2f} s, fps {self.fps:.2f}",
+                 f"frames: {self.frames}, segmentation time {self.seconds:.2f} s, fps {self.fps:.2f}"
+                 + (f" per process ({self.processes} processes)" if self.processes > 1 else ""),
                  f"peak memory: {peak_memory(device)}"]
         if self.zip_path:
             lines.append(f"submission zip: {self.zip_path}")
@@ -77,21 +107,6 @@ def _clear_done(folder: str) -> None:
     marker = os.path.join(folder, DONE_MARKER)
     if os.path.isfile(marker):
         os.remove(marker)
-
-
-class _FromName:
-    """The frames of a FolderSource from frame ``start`` on (keeps ``len`` for the progress bar)."""
-
-    def __init__(self, source: SequenceSource, start: int):
-        self.source, self.start = source, start
-
-    def __len__(self):
-        return len(self.source.names) - self.start
-
-    def __iter__(self):
-        for i, item in enumerate(self.source):
-            if i >= self.start:
-                yield item
 
 
 def _segment_sequence(summary: ProtocolSummary, segmenter_factory: Callable, frames, masks: Mapping,
@@ -118,11 +133,15 @@ def _first_mask(path: str) -> np.ndarray:
 
 def _run_from_first_frames(summary: ProtocolSummary, segmenter_factory: Callable, names: list[str],
                            source_of: Callable[[str], SequenceSource], out_dir: str,
-                           progress: bool) -> ProtocolSummary:
+                           progress: bool, shard: Shard | None = None) -> ProtocolSummary:
     """Segment each named sequence from its first frame's annotation into ``<out_dir>/<name>/``
-    (every frame written), skipping those already done (the DAVIS and long-video protocols)."""
+    (every frame written), skipping those already done (the DAVIS and long-video protocols);
+    under torchrun, this process's share of them (``shard``)."""
+    sources = {name: source_of(name) for name in names}
+    if shard is not None:
+        names = shard.take({n: len(sources[n].names) for n in names})
     for i, name in enumerate(names):
-        source = source_of(name)
+        source = sources[name]
         folder = os.path.join(out_dir, name)
         if _is_done(folder, source.names):
             summary.skipped.append(name)
@@ -131,11 +150,11 @@ def _run_from_first_frames(summary: ProtocolSummary, segmenter_factory: Callable
         _segment_sequence(summary, segmenter_factory, source, {source.names[0]: mask}, folder, None,
                           progress, f"{name} ({i + 1}/{len(names)})")
         summary.done.append(name)
-    return summary
+    return summary.merged(shard)
 
 
 def run_davis(segmenter_factory: Callable, root: str, split: str, out_dir: str,
-              resolution: str = "480p", progress: bool = True) -> ProtocolSummary:
+              resolution: str = "480p", progress: bool = True, shard: Shard | None = None) -> ProtocolSummary:
     """DAVIS-2017 semi-supervised protocol on ``root`` (sequences of ``ImageSets/2017/<split>.txt``).
 
     segmenter_factory() returns a fresh Segmenter (one per sequence). Every object of
@@ -148,7 +167,7 @@ def run_davis(segmenter_factory: Callable, root: str, split: str, out_dir: str,
         return SequenceSource(os.path.join(root, "JPEGImages", resolution, seq),
                               os.path.join(root, "Annotations", resolution, seq), seq)
     return _run_from_first_frames(ProtocolSummary("DAVIS-2017 " + split, out_dir), segmenter_factory,
-                                  sequences, source_of, out_dir, progress)
+                                  sequences, source_of, out_dir, progress, shard)
 
 
 def _load_meta(path: str) -> dict[str, dict[str, list[str]]]:
@@ -161,54 +180,71 @@ def _load_meta(path: str) -> dict[str, dict[str, list[str]]]:
     return videos
 
 
+@dataclass
+class _YouTubeVideo:
+    """One meta.json video: its frames, where each object starts, and the frames to write."""
+    source: SequenceSource
+    starts: dict[str, list[int]]   # frame -> ids of the objects that start there
+    expected: list[str]            # frames to write, in video order
+
+    @property
+    def start(self) -> int:
+        return min(self.source.names.index(f) for f in self.starts)
+
+
+def _youtube_video(base: str, vid: str, objects: Mapping[str, list[str]]) -> _YouTubeVideo:
+    starts: dict[str, list[int]] = {}
+    listed: set[str] = set()
+    for oid, frames in objects.items():
+        try:
+            label = int(oid)
+        except ValueError:
+            raise InputError(f"video {vid}: object id {oid!r} in meta.json is not an integer") from None
+        starts.setdefault(frames[0], []).append(label)
+        listed.update(frames)
+    source = SequenceSource(os.path.join(base, "JPEGImages", vid), os.path.join(base, "Annotations", vid), vid)
+    missing = sorted(listed - set(source.names))
+    if missing:
+        raise InputError(f"video {vid}: meta.json lists frame(s) {', '.join(missing[:3])} not found "
+                         f"in {source.path}")
+    return _YouTubeVideo(source, starts, sorted(listed, key=source.names.index))
+
+
 def run_youtube_vos(segmenter_factory: Callable, root: str, split: str, out_dir: str,
-                    progress: bool = True, make_zip: bool = True) -> ProtocolSummary:
+                    progress: bool = True, make_zip: bool = True,
+                    shard: Shard | None = None) -> ProtocolSummary:
     """YouTube-VOS protocol on ``<root>/<split>`` (meta.json, JPEGImages/, Annotations/).
 
     Each object starts at the first frame of its meta "frames" list, with its
     label taken from that frame's annotation PNG (labels of objects starting
     elsewhere are dropped). Segmentation starts at the earliest such frame.
     Writes ``<out_dir>/Annotations/<vid>/<frame>.png`` for the frames the meta
-    lists (union over objects) and, when ``make_zip``, ``<out_dir>/submission.zip``.
+    lists (union over objects) and, when ``make_zip``, ``<out_dir>/submission.zip``
+    (under torchrun: by rank 0, once every process is done).
     """
     base = os.path.join(root, split)
-    videos = _load_meta(os.path.join(base, "meta.json"))
+    meta = _load_meta(os.path.join(base, "meta.json"))
+    videos = {vid: _youtube_video(base, vid, objects) for vid, objects in sorted(meta.items())}
+    mine = list(videos) if shard is None else \
+        shard.take({v: len(x.source.names) - x.start for v, x in videos.items()})
     summary = ProtocolSummary("YouTube-VOS " + split, out_dir)
-    ann_out = os.path.join(out_dir, "Annotations")
-    expected: dict[str, list[str]] = {}
-    for i, (vid, objects) in enumerate(sorted(videos.items())):
-        starts: dict[str, list[int]] = {}
-        listed: set[str] = set()
-        for oid, frames in objects.items():
-            try:
-                label = int(oid)
-            except ValueError:
-                raise InputError(f"video {vid}: object id {oid!r} in meta.json is not an integer") from None
-            starts.setdefault(frames[0], []).append(label)
-            listed.update(frames)
-        source = SequenceSource(os.path.join(base, "JPEGImages", vid),
-                                os.path.join(base, "Annotations", vid), vid)
-        names = set(source.names)
-        missing = sorted(listed - names)
-        if missing:
-            raise InputError(f"video {vid}: meta.json lists frame(s) {', '.join(missing[:3])} not found "
-                             f"in {source.path}")
-        expected[vid] = sorted(listed, key=source.names.index)
-        folder = os.path.join(ann_out, vid)
-        if _is_done(folder, expected[vid]):
+    for i, vid in enumerate(mine):
+        video, folder = videos[vid], os.path.join(out_dir, "Annotations", vid)
+        if _is_done(folder, video.expected):
             summary.skipped.append(vid)
             continue
         masks = {}
-        for frame, labels in starts.items():
-            m = _first_mask(os.path.join(source.annotation_dir, frame + ".png"))
+        for frame, labels in video.starts.items():
+            m = _first_mask(os.path.join(video.source.annotation_dir, frame + ".png"))
             masks[frame] = np.where(np.isin(m, labels), m, 0).astype(np.uint8)
-        start = min(source.names.index(f) for f in starts)
-        _segment_sequence(summary, segmenter_factory, _FromName(source, start), masks, folder,
-                          set(listed), progress, f"{vid} ({i + 1}/{len(videos)})")
+        _segment_sequence(summary, segmenter_factory, FramesFrom(video.source, video.start), masks,
+                          folder, set(video.expected), progress, f"{vid} ({i + 1}/{len(mine)})")
         summary.done.append(vid)
-    if make_zip:
-        summary.zip_path = write_submission_zip(out_dir, expected)
-    return summary
+    if shard is not None:
+        shard.barrier()
+    if make_zip and (shard is None or shard.is_main):
+        summary.zip_path = write_submission_zip(out_dir, {v: x.expected for v, x in videos.items()})
+    return summary.merged(shard)
 
 
 def write_submission_zip(out_dir: str, expected: Mapping[str, list[str]]) -> str:
@@ -225,7 +261,7 @@ def write_submission_zip(out_dir: str, expected: Mapping[str, list[str]]) -> str
 
 
 def run_long_video(segmenter_factory: Callable, root: str, out_dir: str,
-                   progress: bool = True) -> ProtocolSummary:
+                   progress: bool = True, shard: Shard | None = None) -> ProtocolSummary:
     """Long-time Video protocol: every video folder of ``<root>/JPEGImages`` from its first
     frame's annotation ``<root>/Annotations/<video>/<first>.png``; all frames are written
     as ``<out_dir>/<video>/<frame>.png`` (scored later only where ground truth exists)."""
@@ -239,4 +275,49 @@ def run_long_video(segmenter_factory: Callable, root: str, out_dir: str,
     def source_of(vid: str) -> SequenceSource:
         return SequenceSource(os.path.join(images, vid), os.path.join(root, "Annotations", vid), vid)
     return _run_from_first_frames(ProtocolSummary("long videos", out_dir), segmenter_factory, videos,
-                                  source_of, out_dir, progress)
+                                  source_of, out_dir, progress, shard)
+
+
+@dataclass
+class _ListedRun:
+    """A checked line of a video list: its frames, masks by frame name, first annotated frame."""
+    source: object
+    masks: dict[str, str]
+    start: int
+    names: list[str]
+
+
+def _check_listed(item: ListedVideo) -> _ListedRun:
+    """Open a listed video and check every mask (readable, label map, frame size) up front."""
+    from ..io.annotations import check_masks, read_mask_folder
+    source = open_frames(item.video)
+    names = frame_names(source)
+    size = tuple(int(v) for v in source.frame_size())
+    if os.path.isdir(item.masks):
+        paths = read_mask_folder(item.masks, names, size).paths
+    else:
+        paths = check_masks({names[0]: item.masks}, size).paths
+    return _ListedRun(source, dict(paths), names.index(next(iter(paths))), names)
+
+
+def run_video_list(segmenter_factory: Callable, videos: list[ListedVideo], out_dir: str,
+                   progress: bool = True, shard: Shard | None = None) -> ProtocolSummary:
+    """Segment the videos of a list (:func:`afb_urr.io.read_video_list`) into ``<out_dir>/<name>/``.
+
+    Every video and mask is checked before the first frame is segmented. A video
+    runs forward from its first annotated frame; objects in later masks start
+    there. Every frame from that one on is written; finished videos are skipped.
+    """
+    runs = {v.name: _check_listed(v) for v in videos}
+    names = list(runs) if shard is None else \
+        shard.take({n: len(r.names) - r.start for n, r in runs.items()})
+    summary = ProtocolSummary("video list", out_dir)
+    for i, name in enumerate(names):
+        run, folder = runs[name], os.path.join(out_dir, name)
+        if _is_done(folder, run.names[run.start:]):
+            summary.skipped.append(name)
+            continue
+        _segment_sequence(summary, segmenter_factory, FramesFrom(run.source, run.start), run.masks,
+                          folder, None, progress, f"{name} ({i + 1}/{len(names)})")
+        summary.done.append(name)
+    return summary.merged(shard)

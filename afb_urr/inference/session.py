@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import InferenceConfig
+from ..config import USER_EVICTION, USER_NEW_OBJECT, InferenceConfig
 from ..io.frame_cache import FrameCache
 from .segmenter import Segmenter, _as_mask
 from .plan import check_direction, clip_span, governed_spans, governor
@@ -93,18 +93,22 @@ class VideoSession:
     Args:
         video: video file, frame folder, list of frames, or a :class:`FrameCache`.
         model: an :class:`AFBURR` network.
-        config: bank settings (:class:`InferenceConfig`); ``new_object`` overrides its field.
+        config: bank settings (:class:`InferenceConfig`); ``new_object`` and ``eviction``
+            override its fields (defaults for people, not the published benchmark presets:
+            "keep" and "minimal", README "Measurements").
         device: compute device (default: the model's).
         frame_cache_bytes / result_cache_bytes: memory budgets for decoded frames and results.
         work_dir: where results spill (default: a temporary folder removed by :meth:`close`).
     """
 
     def __init__(self, video, model, config: InferenceConfig | None = None, device=None,
-                 new_object: str = "keep", frame_cache_bytes: int = 256 * 2**20,
-                 result_cache_bytes: int = 256 * 2**20, work_dir: str | None = None):
+                 new_object: str = USER_NEW_OBJECT, frame_cache_bytes: int = 256 * 2**20,
+                 result_cache_bytes: int = 256 * 2**20, work_dir: str | None = None,
+                 eviction: str = USER_EVICTION):
         self.frames = video if isinstance(video, FrameCache) else FrameCache(video, frame_cache_bytes)
         self.model = model
-        self.config = dataclasses.replace(config or InferenceConfig(), new_object=new_object)
+        self.config = dataclasses.replace(config or InferenceConfig(), new_object=new_object,
+                                          eviction=eviction)
         self.device = device
         self._own_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="afb_urr_session_")

@@ -7,6 +7,7 @@ differ only in where frames and masks come from and what is done with each resul
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -60,6 +61,35 @@ def bank_entries(segmenter) -> int:
     return int(sum(bank.sizes))
 
 
+class FramesFrom:
+    """The frames of a source from frame ``start`` on (``len`` kept for progress bars).
+
+    A folder of frames (a source with ``files`` and ``names``) skips without
+    decoding the frames before ``start``; other sources decode and drop them.
+    """
+
+    def __init__(self, source, start: int):
+        self.source, self.start = source, int(start)
+
+    def __len__(self):
+        return max(len(self.source) - self.start, 0)
+
+    def __iter__(self):
+        if self.start == 0:
+            yield from self.source
+            return
+        files, names = getattr(self.source, "files", None), getattr(self.source, "names", None)
+        if files is not None and names is not None:
+            part = copy.copy(self.source)
+            part.files, part.names = files[self.start:], names[self.start:]
+            part.num_frames = len(part.files)
+            yield from part
+            return
+        for i, item in enumerate(self.source):
+            if i >= self.start:
+                yield item
+
+
 def _limited(frames, max_frames):
     for i, item in enumerate(frames):
         if max_frames is not None and i >= max_frames:
@@ -71,7 +101,7 @@ def segment_stream(segmenter, frames: Iterable[tuple[str, np.ndarray]],
                    masks: Mapping[str, Any] | None = None, first_mask: Any = None,
                    first_mask_name: str | None = None,
                    max_frames: int | None = None,
-                   progress: bool = True, desc: str = "segment") -> Iterator[StreamStep]:
+                   progress: bool = True, desc: str = "segment", start: int = 0) -> Iterator[StreamStep]:
     """Segment ``frames`` (``(name, H x W x 3 uint8 RGB)`` pairs) with ``segmenter``.
 
     masks: frame name -> label map (H x W ints) or the path of a label-map PNG
@@ -81,7 +111,10 @@ def segment_stream(segmenter, frames: Iterable[tuple[str, np.ndarray]],
     ``first_mask_name`` names it in errors (e.g. its file). The last frame is
     not memorised (the published behaviour). ``max_frames`` stops early (the
     frame where it stops is then the last one). The tqdm bar shows the overall
-    rate, the Segmenter-only fps and the bank size.
+    rate, the Segmenter-only fps and the bank size. ``start`` > 0 continues a
+    video from frame ``start`` with a Segmenter restored to that point (a
+    resumed run): frames before it are skipped, indices count from it, and
+    ``max_frames`` still counts from the video's first frame.
     """
     masks = masks or {}
     total = None
@@ -91,10 +124,14 @@ def segment_stream(segmenter, frames: Iterable[tuple[str, np.ndarray]],
         pass
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
-    bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, desc=desc, unit="frame", disable=not progress,
+               dynamic_ncols=True)
     step_time = 0.0
+    if start:
+        frames = FramesFrom(frames, start)
+        max_frames = None if max_frames is None else max_frames - start
     try:
-        for index, ((name, frame), is_last) in enumerate(with_last(_limited(frames, max_frames))):
+        for index, ((name, frame), is_last) in enumerate(with_last(_limited(frames, max_frames)), start):
             mask = masks.get(name)
             mask_path = f"the mask given for frame {name}"
             if mask is None and index == 0:
@@ -114,7 +151,7 @@ def segment_stream(segmenter, frames: Iterable[tuple[str, np.ndarray]],
             result = segmenter.step(frame, mask=mask, memorize=not is_last)
             dt = time.perf_counter() - t0
             step_time += dt
-            bar.set_postfix(fps=f"{(index + 1) / max(step_time, 1e-9):.1f}",
+            bar.set_postfix(fps=f"{(index + 1 - start) / max(step_time, 1e-9):.1f}",
                             bank=bank_entries(segmenter), refresh=False)
             bar.update(1)
             yield StreamStep(index, name, frame, result, dt)

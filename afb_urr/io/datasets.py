@@ -3,6 +3,7 @@ YouTube-VOS ``meta.json``. The one reader of each, shared by the training
 data, the inference protocols and the evaluation.
 
 DAVIS: ``<root>/ImageSets/<year>/<split>.txt`` lists one sequence per line.
+A video list (``tools/infer.py --videos``): one ``VIDEO MASKS [NAME]`` per line.
 YouTube-VOS: ``<split>/meta.json`` is ``{"videos": {<video>: {"objects": {<id>:
 {"category": ..., "frames": [<frame>, ...]}}}}}``.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+from dataclasses import dataclass
 
 from .errors import InputError, MissingInputError
 
@@ -71,3 +74,58 @@ def read_meta(path: str) -> dict[str, dict[str, list[str]]]:
                 raise _meta_error(path, f"video {vid!r} object {oid!r} has no \"frames\" list")
             out[vid][str(oid)] = [str(s) for s in frames]
     return out
+
+
+@dataclass
+class ListedVideo:
+    """One line of a ``--videos`` list: output name, video (file or frame folder) and masks
+    (a label PNG of the first frame, or a folder of label PNGs named after frames)."""
+    name: str
+    video: str
+    masks: str
+
+
+def _listed(path: str, number: int, fields: list[str]) -> ListedVideo:
+    where = f"{path}:{number}"
+    if len(fields) not in (2, 3):
+        raise InputError(f"{where}: expected 'VIDEO MASKS [NAME]', got {len(fields)} field(s)")
+    base = os.path.dirname(os.path.abspath(path))
+    video, masks = (os.path.join(base, os.path.expanduser(f)) for f in fields[:2])
+    if not os.path.exists(video):
+        raise MissingInputError(f"{where}: video not found: {fields[0]}")
+    if not os.path.exists(masks):
+        raise MissingInputError(f"{where}: masks not found: {fields[1]}")
+    name = fields[2] if len(fields) == 3 else \
+        os.path.splitext(os.path.basename(os.path.normpath(video)))[0]
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise InputError(f"{where}: output name {name!r} is not a plain folder name")
+    return ListedVideo(name, video, masks)
+
+
+def read_video_list(path: str) -> list[ListedVideo]:
+    """A ``--videos`` list file: one video per line, ``VIDEO MASKS [NAME]``.
+
+    Fields are split like a shell does (quote paths with spaces); relative paths
+    are relative to the list file; blank lines and lines starting with ``#`` are
+    skipped. NAME (default: the video's file or folder name without extension)
+    is the output folder; two videos with one name are an error.
+    """
+    require_file(path, "video list")
+    videos: dict[str, ListedVideo] = {}
+    with open(path) as f:
+        lines = list(f)
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            fields = shlex.split(line)
+        except ValueError as e:
+            raise InputError(f"{path}:{number}: {e}") from None
+        item = _listed(path, number, fields)
+        if item.name in videos:
+            raise InputError(f"{path}:{number}: the output name {item.name!r} is taken by another "
+                             f"line; give a third field NAME")
+        videos[item.name] = item
+    if not videos:
+        raise InputError(f"video list is empty: {path}")
+    return list(videos.values())

@@ -166,6 +166,15 @@ class CocoWriter(ExportWriter):
                                 "segmentation": rle})
         self._frames[int(index)] = (name, labels.shape, objects)
 
+    def state(self) -> dict:
+        """The annotations so far as plain data (for a resumable run's snapshot)."""
+        return {i: [name, list(size), objects] for i, (name, size, objects) in self._frames.items()}
+
+    def load_state(self, state: dict, upto: int | None = None) -> None:
+        """Continue from :meth:`state`'s annotations (those of frames before ``upto``)."""
+        self._frames = {int(i): (name, tuple(size), objects) for i, (name, size, objects) in state.items()
+                        if upto is None or int(i) < upto}
+
     def to_dict(self, complete: bool = True) -> dict:
         """The JSON document: info, images (one per frame), annotations, one category."""
         images, annotations = [], []

@@ -176,3 +176,16 @@ class FrameCache:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def frame_names(source) -> list[str]:
+    """The names of all frames of a file or folder :class:`FrameSource` (a video file is
+    counted once when its container does not say how many frames it has)."""
+    names = getattr(source, "names", None)
+    if names is not None:
+        return list(names)
+    cache = FrameCache(source.path, max_bytes=0)
+    try:
+        return list(cache.names)
+    finally:
+        cache.close()
