@@ -147,9 +147,8 @@ class VideoSession:
     def add_mask(self, t: int, mask) -> list[int]:
         """Give the objects in ``mask`` (H x W labels) at frame t; returns their ids.
 
-        New ids start at t; known ids are corrections that replace the
-        prediction at t and become the object's memory from t on; at a frame
-        already annotated, an id's new pixels replace its earlier ones there.
+        New ids start at t; known ids are corrections that replace the prediction (or
+        an earlier annotation) at t and become the object's memory from t on.
         Objects not in ``mask`` keep their masks at t outside its pixels.
         """
         t = self._check_t(t)
