@@ -79,7 +79,7 @@ def _count(state: dict, pattern: str) -> int:
 def infer_config(state: dict, stated: dict | None = None) -> dict:
     """LAVT constructor arguments from a lavt_one state_dict's shapes.
 
-    ``stated``: the ``config`` a file of ours carries; only its head counts are used.
+    ``stated``: the ``config`` a file of ours carries; only its head counts and input size are used.
     """
     stated = stated or {}
     dim = int(state["backbone.patch_embed.proj.weight"].shape[0])
@@ -109,7 +109,8 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
                 max_position_embeddings=int(state["text_encoder.embeddings.position_embeddings.weight"].shape[0]),
                 type_vocab_size=int(state["text_encoder.embeddings.token_type_embeddings.weight"].shape[0]))
     return dict(swin=named[0] if named else swin, window_size=(side + 1) // 2, bert_config=bert,
-                pwam_heads=tuple(stated.get("pwam_heads", (1, 1, 1, 1))))
+                pwam_heads=tuple(stated.get("pwam_heads", (1, 1, 1, 1))),
+                input_size=tuple(stated.get("input_size", (480, 480))))
 
 
 def _mismatch_error(path: str, state: dict, expected: dict, what: str) -> ReferringCheckpointError:
@@ -150,6 +151,8 @@ def load_referring_model(path: str, device: str | torch.device = "cpu") -> LAVT:
     blob = read_checkpoint(path)
     stated = blob.get("config") if isinstance(blob.get("config"), dict) else None
     model = model_from_state_dict(merged_state_dict(blob, path), stated, path)
+    digest = blob.get("vocab_digest")
+    model.vocab_digest = digest if isinstance(digest, str) else None  # files of ours: the vocabulary they need
     return model.to(device).eval()
 
 
