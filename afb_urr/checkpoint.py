@@ -7,6 +7,7 @@ wrappers); anything else that does not match is an error naming the keys.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 
@@ -21,6 +22,9 @@ _DEPTHS = {
     (True, (3, 4, 6)): "resnet50",
     (True, (3, 4, 23)): "resnet101",
 }
+
+
+REFERRING_PREFIXES = ("backbone.patch_embed.", "text_encoder.")  # keys of LAVT files
 
 
 class CheckpointError(ValueError):
@@ -54,8 +58,9 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     """Load ``path`` and return (state_dict, the whole file's dict)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # argparse.Namespace allowed: released referring (LAVT) files carry one, named below
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
     if not isinstance(blob, dict):
@@ -63,7 +68,11 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     state = blob["model"] if "model" in blob else blob
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: 'model' is not a state_dict of tensors")
-    return _strip_prefix(dict(state)), blob
+    state = _strip_prefix(dict(state))
+    if "bert_model" in blob or any(k.startswith(REFERRING_PREFIXES) for k in state):
+        raise CheckpointError(f"{path} is a referring (LAVT) checkpoint, not an AFB-URR one: "
+                              "give it as the referring model (--referring-weights)")
+    return state, blob
 
 
 def load_model(path: str, device: str | torch.device = "cpu") -> AFBURR:

@@ -4,6 +4,9 @@
   python tools/infer.py --video DAVIS/JPEGImages/480p/bike-packing --weights ckpt.pth \\
       --out results/bike-packing --overlay check.mp4
   python tools/infer.py --demo
+  python tools/infer.py --demo --text
+  python tools/infer.py --video clip.mp4 --text "the man in white" --referring-weights lavt.pth \
+      --vocab vocab.txt --weights ckpt.pth --out masks/
   python tools/infer.py --dataset davis17 --root DAVIS --split val --weights ckpt.pth --out results/
   python tools/infer.py --dataset youtube_vos --root YouTubeVOS --split valid --weights ckpt.pth --out yt/
   python tools/infer.py --dataset long_video --root LongVideos --weights ckpt.pth --out lv/
@@ -24,9 +27,11 @@ model assembly is :func:`afb_urr.inference.build_segmenter`'s.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 
 from . import HelpFormatter, add_debug_option, run_tool
+from .text import add_text_arguments, prompted_masks, run_text_demo
 
 DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml; with --dataset, the config named after the dataset
 DATASETS = ("davis17", "youtube_vos", "long_video")
@@ -98,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "youtube_vos: split folder (default valid); unused for long_video")
     ds.add_argument("--resolution", default="480p",
                     help="davis17: resolution folder under JPEGImages/Annotations")
+    add_text_arguments(p)
     g = p.add_argument_group("other")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_debug_option(g)
@@ -126,7 +132,7 @@ def _check_out_dir(out: str, source) -> None:
 
 def run_video(args) -> int:
     """Segment --video from --mask (or the DAVIS sequence's first annotation)."""
-    from ..inference import segment_stream, write_outputs
+    from ..inference import resolve_device, segment_stream, write_outputs
     from ..io import open_frames, read_mask, void_to_background
     if not args.video:
         raise ValueError("--video is required (or use --demo)")
@@ -136,15 +142,21 @@ def run_video(args) -> int:
         raise ValueError("nothing to write: give --out DIR and/or --overlay FILE.mp4")
     source = open_frames(args.video, sequence=args.sequence)
     mask_path = args.mask or source.default_mask
-    if mask_path is None:
-        raise ValueError(f"--mask is required: {args.video} has no first-frame annotation "
+    if mask_path is None and not args.text:
+        raise ValueError(f"--mask (or --text) is required: {args.video} has no first-frame annotation "
                          f"(only DAVIS-style sequence folders come with one)")
-    mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None)
+    mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None) \
+        if mask_path else None
+    later, skip = {}, 0
+    if args.text:
+        mask, later, skip = prompted_masks(args, mask, resolve_device(args.device))
+        mask_path = mask_path or f"the --text masks of frame {args.text_frame}"
     if args.out:
         _check_out_dir(args.out, source)
         os.makedirs(args.out, exist_ok=True)
     segmenter = build_segmenter(args, args.weights)
-    steps = segment_stream(segmenter, source, first_mask=mask, first_mask_name=f"mask {mask_path}",
+    steps = segment_stream(segmenter, itertools.islice(source, skip, None) if skip else source, masks=later,
+                           first_mask=mask, first_mask_name=f"mask {mask_path}",
                            max_frames=args.max_frames,
                            progress=not args.no_progress,
                            desc=os.path.basename(os.path.normpath(args.video)))
@@ -158,6 +170,8 @@ def run_video(args) -> int:
 def run_demo(args) -> int:
     """Segment the deterministic synthetic demo video and print its mean J."""
     from ..inference import demo
+    if args.text:
+        return run_text_demo(args, build_segmenter)
     weights = args.weights or demo.demo_weights()
     if not args.weights and not os.path.isfile(weights):  # a given --weights fails in the factory
         raise ValueError(f"demo weights not found at {weights}; train them with "
@@ -182,7 +196,8 @@ def run_dataset(args) -> int:
     if not args.out:
         raise ValueError("--out is required with --dataset: the results folder")
     unused = [o for o, v in (("--video", args.video), ("--sequence", args.sequence), ("--mask", args.mask),
-                             ("--overlay", args.overlay), ("--max-frames", args.max_frames)) if v]
+                             ("--overlay", args.overlay), ("--max-frames", args.max_frames),
+                             ("--text", args.text)) if v]
     if unused:
         raise ValueError(f"{', '.join(unused)} cannot be combined with --dataset")
     if args.split and args.dataset == "long_video":

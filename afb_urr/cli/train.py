@@ -96,7 +96,8 @@ def evaluate_referring(cfg, args) -> int:
     """``--evaluate`` of a referring checkpoint: IoU on the held-out expressions and videos."""
     from ..inference import resolve_device
     from ..referring import load_referring_model, load_tokenizer
-    from ..training.referring import heldout_sets, referring_scores, vocab_file_for
+    from ..referring.loading import vocab_file_for
+    from ..training.referring import heldout_sets, referring_scores
 
     rc = cfg.referring
     if rc.val_videos == 0:

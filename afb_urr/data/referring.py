@@ -13,8 +13,9 @@ oval that is red to the left"), for measuring generalisation to new phrasings;
 held-out videos are the ``"val"`` split of :class:`SyntheticVideos`. The
 descriptions themselves (combinations of attribute values) split in two
 parts by a fixed hash (:func:`description_part`): a model trained on the
-``"train"`` part meets the ``"heldout"`` part's combinations of known words
-("the small red polygon") only when it is evaluated.
+``"train"`` part (every one-attribute description and most combinations)
+meets the ``"heldout"`` part's combinations of known words ("the smallest red
+polygon") only when it is evaluated.
 
 Object attributes (shape kind, hue, true centre trajectory) come from
 replaying ``render_video``'s random stream; visible area and position come
@@ -217,11 +218,16 @@ DESCRIPTION_PARTS = ("all", "train", "heldout")
 
 
 def description_part(desc: dict, heldout_fraction: float = 0.2) -> str:
-    """``"heldout"`` for a fixed share (about ``heldout_fraction``) of the descriptions, else ``"train"``.
+    """``"heldout"`` for a fixed share (about ``heldout_fraction``) of the combinations, else ``"train"``.
 
-    Decided by a CRC32 of the description's "train" wording, so it depends on
-    neither the frame nor the run.
+    Descriptions of one attribute ("the red shape", "the ellipse", "the shape
+    on the left") are always "train": every word is learnt alone; a share of
+    the combinations of two or more ("the red ellipse on the left") is kept
+    for evaluation. Decided by a CRC32 of the description's "train" wording,
+    so it depends on neither the frame nor the run.
     """
+    if sum(v is not None for v in desc.values()) < 2:
+        return "train"
     return "heldout" if zlib.crc32(realise(desc, "train").encode()) % 10_000 < heldout_fraction * 10_000 else "train"
 
 

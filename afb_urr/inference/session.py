@@ -51,6 +51,7 @@ import numpy as np
 from ..config import InferenceConfig
 from ..io.frame_cache import FrameCache
 from .segmenter import Segmenter, _as_mask
+from .text import TextObjects, add_text
 from .plan import check_direction, clip_span, governed_spans, governor
 from .results import ResultStore, step_record
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
@@ -160,6 +161,10 @@ class VideoSession:
         removed = (self._removed.get(t, set()) - set(ids)) | (before - after)
         self._set_annotation(t, labels, after, removed)
         return ids
+
+    def add_text(self, t: int, expressions, model, tokenizer) -> TextObjects:
+        """One new object per referring expression found at frame t (:func:`.text.add_text`)."""
+        return add_text(self, t, expressions, model, tokenizer)
 
     def remove_object(self, obj: int, t: int | None = None) -> None:
         """Mark object ``obj`` absent at frame t (it stays absent up to its next

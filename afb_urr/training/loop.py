@@ -165,11 +165,15 @@ class Trainer:
         return os.path.join(self.out_dir, "latest.pth")
 
     def _loader(self) -> DataLoader:
+        """This epoch's loader from the current batch on. Its own generator (seeded by seed and
+        epoch) draws the iterator's base seed, so starting it leaves the global generators
+        (dropout) as they were: a resumed run continues as the uninterrupted one."""
         self.sampler.set_epoch(self.epoch, self.batch)
         self.train_set.set_epoch(self.epoch)
         return DataLoader(self.train_set, batch_size=1, sampler=self.sampler,
                           num_workers=self.tc.num_workers, collate_fn=collate_clip,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.epoch))
 
     def clip_loss(self, sample: dict):
         """Loss of one clip: (loss, cross-entropy, uncertainty loss), scalars (with graph

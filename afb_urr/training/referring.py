@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from ..config import Config, ReferringConfig
-from ..referring import LAVT, load_referring_model, save_referring_model
-from ..referring.loading import read_checkpoint
+from ..referring import LAVT, save_referring_model
+from ..referring.loading import merged_state_dict, model_from_state_dict, read_checkpoint, vocab_file_for
 from ..checkpoint import CheckpointError
 from .loss import referring_loss
 from .loop import Trainer
@@ -42,11 +42,6 @@ def build_lavt(rc: ReferringConfig, vocab_size: int) -> LAVT:
     """A fresh LAVT of the section's shape for a vocabulary of ``vocab_size`` tokens."""
     return LAVT(rc.swin, rc.window_size, dict(rc.bert, vocab_size=vocab_size), drop_path_rate=rc.drop_path_rate,
                 input_size=rc.input_size)
-
-
-def vocab_file_for(weights: str) -> str:
-    """Where the vocabulary of an exported light model lies: ``<weights stem>_vocab.txt``."""
-    return os.path.splitext(weights)[0] + "_vocab.txt"
 
 
 class ReferringStep(nn.Module):
@@ -114,8 +109,10 @@ class ReferringTrainer(Trainer):
         self._sampler()
 
     def _network(self, weights: str | None, from_scratch: bool) -> None:
-        if weights:
-            model = load_referring_model(weights)
+        if weights:  # this config's stochastic depth, whatever the file trained with
+            blob = read_checkpoint(weights)
+            stated = dict(blob.get("config") or {}, drop_path_rate=self.rc.drop_path_rate)
+            model = model_from_state_dict(merged_state_dict(blob, weights), stated, weights)
             if model.text_encoder.config.vocab_size != self.tokenizer.vocab_size:
                 raise CheckpointError(f"{weights}: its BERT has {model.text_encoder.config.vocab_size} word "
                                       f"embeddings, the vocabulary {self.vocab_path} {self.tokenizer.vocab_size}")
