@@ -207,16 +207,16 @@ class ReferringConfig:
     vocab: str = ""                       # vocab.txt; "" = the grammar's, written to <output_dir>/vocab.txt
     input_size: tuple = (64, 112)         # (H, W) the frames are squashed to (published 480 x 480)
     class_weights: tuple = (0.9, 1.1)     # cross-entropy weights of background, object (published)
-    batch_size: int = 16                  # samples per training step
-    num_videos: int = 1000                # training videos ("train" split)
+    batch_size: int = 8                   # samples per training step (published 32)
+    num_videos: int = 500                 # training videos ("train" split)
     num_frames: int = 8                   # frames per video (any one of them is a sample)
     video_size: tuple = (120, 216)        # (H, W) the videos are rendered at
     min_objects: int = 1
     max_objects: int = 3
-    heldout_fraction: float = 0.2         # share of the descriptions kept out of training
-    val_videos: int = 40                  # held-out videos ("val" split); 0 = no validation
+    heldout_fraction: float = 0.25        # share of the combinations kept out of training
+    val_videos: int = 60                  # held-out videos ("val" split); 0 = no validation
     val_frames: int = 2                   # frames per held-out video scored
-    cache_size: int = 64                  # rendered videos kept in memory per dataset
+    cache_size: int = 500                 # rendered videos kept in memory (all: later epochs render nothing)
 
     def __post_init__(self):
         for name in ("input_size", "video_size", "class_weights"):
