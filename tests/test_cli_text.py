@@ -147,6 +147,9 @@ def test_demo_text_prints_mean_j_of_its_outputs(files, tmp_path, monkeypatch, ca
     assert len(sentences) == 2 and f"text {sentences[0]!r}: object 1" in out
     m = re.search(r"^mean J: (\d\.\d{3})$", out, re.M)
     assert m, out
+    # the constant model puts object 1 everywhere: its first-frame J is object 1's area share
+    first = (truth[0] == 1).sum() / truth[0].size / 2
+    assert f"first-frame J of the text masks: {first:.3f}" in out
     scores = []
     for t in (1, 2):
         pred = read_mask(str(tmp_path / f"{t:05d}.png"))

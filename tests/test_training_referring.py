@@ -97,10 +97,10 @@ def test_resume_reproduces_the_next_steps_exactly(tmp_path):
 
 
 def test_validation_scores_heldout_descriptions_on_val_videos(tmp_path):
-    rc = tiny_cfg(tmp_path, val_videos=2).referring
+    rc = tiny_cfg(tmp_path, val_videos=8).referring
     samples = heldout_samples(rc, "train")
     assert samples and all(s["video"].startswith("val_") for s in samples)
-    tr = ReferringTrainer(tiny_cfg(tmp_path, val_videos=2, max_steps=1), device="cpu", progress=False)
+    tr = ReferringTrainer(tiny_cfg(tmp_path, val_videos=8, max_steps=1), device="cpu", progress=False)
     tr.fit()
     tr.close()
     row = tr.val_history[-1]

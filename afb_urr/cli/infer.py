@@ -143,7 +143,7 @@ def run_video(args) -> int:
     source = open_frames(args.video, sequence=args.sequence)
     mask_path = args.mask or source.default_mask
     if mask_path is None and not args.text:
-        raise ValueError(f"--mask (or --text) is required: {args.video} has no first-frame annotation "
+        raise ValueError(f"--mask is required (or --text): {args.video} has no first-frame annotation "
                          f"(only DAVIS-style sequence folders come with one)")
     mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None) \
         if mask_path else None

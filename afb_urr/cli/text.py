@@ -152,9 +152,10 @@ def run_text_demo(args, build_segmenter) -> int:
     check_expressions(tokenizer, sentences)
     segmenter = build_segmenter(args, weights)
     with warning_lines():
-        mean_j, found, sentences = demo.run_text_demo(segmenter, model, tokenizer, sentences or None, out=args.out,
-                                                      overlay=args.overlay, fps=args.fps,
-                                                      progress=not args.no_progress)
+        mean_j, first_j, found, sentences = demo.run_text_demo(
+            segmenter, model, tokenizer, sentences or None, out=args.out, overlay=args.overlay, fps=args.fps,
+            progress=not args.no_progress)
     report(sentences, found)
+    print(f"first-frame J of the text masks: {first_j:.3f}")
     print(f"mean J: {mean_j:.3f}")
     return 0

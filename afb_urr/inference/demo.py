@@ -57,14 +57,17 @@ def demo_sentences(truth: list) -> list[str]:
 
 
 def run_text_demo(segmenter: Segmenter, model, tokenizer, sentences: list[str] | None = None,
-                  **kwargs) -> tuple[float, TextObjects, list[str]]:
+                  **kwargs) -> tuple[float, float, TextObjects, list[str]]:
     """The demo started from sentences: sentence i -> the frame-0 mask of object i + 1 (by
     ``model``, a referring LAVT), then propagation as :func:`run_demo` (``kwargs``).
-    Returns (mean J over frames 1.. and every true object, the text objects, the sentences)."""
-    video = demo_video(kwargs.pop("num_frames", None), kwargs.pop("size", None))
-    sentences = list(sentences) if sentences else demo_sentences(video[1])
-    found = text_objects(model, tokenizer, video[0][0], sentences)
-    return run_demo(segmenter, video=video, first_mask=found.labels, **kwargs), found, sentences
+    Returns (mean J over frames 1.. and every true object, mean J of the frame-0 text masks,
+    the text objects, the sentences)."""
+    frames, truth = demo_video(kwargs.pop("num_frames", None), kwargs.pop("size", None))
+    sentences = list(sentences) if sentences else demo_sentences(truth)
+    found = text_objects(model, tokenizer, frames[0], sentences)
+    objects = [int(v) for v in sorted(set(truth[0].ravel().tolist())) if v != 0]
+    first_j = sum(j_measure(truth[0] == o, found.labels == o) for o in objects) / len(objects)
+    return run_demo(segmenter, video=(frames, truth), first_mask=found.labels, **kwargs), first_j, found, sentences
 
 
 def run_demo(segmenter: Segmenter, out: str | None = None, overlay: str | None = None, fps: float = 24.0,
