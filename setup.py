@@ -117,7 +117,10 @@ setup(
         "afb-urr-bench = afb_urr.cli.benchmark:main",
         "afb-urr-bench-eval = afb_urr.cli.bench_eval:main",
         "afb-urr-bench-urr = afb_urr.cli.bench_urr:main",
+        "afb-urr-app = afb_urr.cli.app:main",
+        "afb-urr-bench-app = afb_urr.cli.bench_app:main",
     ]},
+    package_data={"afb_urr.app": ["static/*"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

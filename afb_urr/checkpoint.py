@@ -25,6 +25,9 @@ _DEPTHS = {
 
 
 REFERRING_PREFIXES = ("backbone.patch_embed.", "text_encoder.")  # keys of LAVT files
+# How files written by torch.save begin: a zip archive (the default since PyTorch 1.6) or,
+# for the legacy format, a pickle (protocol 2+ opcode 0x80).
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 class CheckpointError(ValueError):
@@ -58,11 +61,17 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     """Load ``path`` and return (state_dict, the whole file's dict)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(_TORCH_MAGIC):
+        raise CheckpointError(f"{path} is not a checkpoint (not a file torch.save writes: "
+                              f"it starts with {head!r})")
     try:  # argparse.Namespace allowed: released referring (LAVT) files carry one, named below
         with torch.serialization.safe_globals([argparse.Namespace]):
             blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # PyTorch's messages run to many lines of advice: keep the first
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise CheckpointError(f"{path} is not a checkpoint torch can read: {first}") from e
     if not isinstance(blob, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(blob).__name__}")
     state = blob["model"] if "model" in blob else blob
@@ -89,24 +98,26 @@ def load_model(path: str, device: str | torch.device = "cpu") -> AFBURR:
         raise CheckpointError(f"{path}: {e}") from None
     model = AFBURR(backbone)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        def head(xs):
-            return ", ".join(xs[:8]) + (f" ... ({len(xs)} in all)" if len(xs) > 8 else "")
-        parts = [f"{path} is not an AFB-URR ({backbone}) checkpoint:"]
-        if missing:
-            parts.append(f"missing keys: {head(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {head(unexpected)}")
-        if wrong:
-            parts.append(f"shape mismatches: {head(wrong)}")
+    problems = key_mismatches(state, expected)
+    if problems:
+        parts = [f"{path} is not an AFB-URR ({backbone}) checkpoint:"] + problems
         raise CheckpointError("\n  ".join(parts))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def key_mismatches(state: dict, expected: dict, shown: int = 8) -> list[str]:
+    """What keeps ``state`` from loading strictly into a model whose state_dict is ``expected``:
+    phrases naming the missing keys, unexpected keys and shape mismatches (empty when it fits)."""
+    def head(xs):
+        return ", ".join(xs[:shown]) + (f" ... ({len(xs)} in all)" if len(xs) > shown else "")
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    named = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
+    return [f"{what}: {head(xs)}" for what, xs in named if xs]
 
 
 def save_checkpoint(path: str, model: torch.nn.Module, epoch: int = 0, optimizer=None, loss=None,

@@ -23,3 +23,12 @@ def light_model():
     torch.manual_seed(0)
     from afb_urr import AFBURR
     return AFBURR("resnet18").eval()
+
+
+@pytest.fixture(scope="session")
+def light_checkpoint(light_model, tmp_path_factory):
+    """``light_model`` saved as a published-format checkpoint (its path)."""
+    from afb_urr import save_checkpoint
+    path = tmp_path_factory.mktemp("ckpt") / "r18.pth"
+    save_checkpoint(str(path), light_model)
+    return str(path)

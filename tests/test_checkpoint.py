@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 import torch
 
@@ -65,6 +67,20 @@ def test_corrupt_and_missing_files(tmp_path):
         load_model(str(bad))
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_model(str(tmp_path / "nope.pth"))
+
+
+def test_text_file_is_not_a_checkpoint_in_one_line(tmp_path):
+    text = tmp_path / "weights.txt"
+    text.write_text("model: resnet50\nepochs: 10\n")
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(text))
+    assert "weights.txt is not a checkpoint" in str(e.value) and "\n" not in str(e.value)
+    # a torch file that weights_only refuses: the first line of PyTorch's advice only
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"model": datetime.date(2020, 1, 1)}, unsafe)
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(unsafe))
+    assert "unsafe.pth" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_infer_backbone(light_model):

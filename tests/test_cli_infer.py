@@ -15,12 +15,9 @@ from afb_urr.io import read_mask, write_mask
 H, W = 64, 96
 
 
-@pytest.fixture(scope="session")
-def checkpoint(light_model, tmp_path_factory):
-    from afb_urr import save_checkpoint
-    path = tmp_path_factory.mktemp("ckpt") / "r18.pth"
-    save_checkpoint(str(path), light_model)
-    return str(path)
+@pytest.fixture
+def checkpoint(light_checkpoint):
+    return light_checkpoint
 
 
 def _video(n, seed=0):

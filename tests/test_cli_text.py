@@ -71,8 +71,12 @@ def test_text_at_a_later_frame(files, tmp_path, capsys):
     root, masks = files
     rc, out, err = _run(files, ["--text-frame", "2"], capsys, tmp_path)
     assert rc == 0, err
-    assert "starting at frame 2 (f2)" in out
-    assert sorted(os.listdir(tmp_path / "out")) == ["f2.png", "f3.png"]
+    assert "masks: 1 frames from --text at frame f2, objects 1; forward" in out
+    assert not read_mask(str(tmp_path / "out" / "f1.png")).any()  # forward: nothing before frame 2
+    assert (read_mask(str(tmp_path / "out" / "f2.png")) == 1).all()
+    rc, out, err = _run(files, ["--text-frame", "2", "--direction", "both"], capsys, tmp_path / "d")
+    assert rc == 0, err
+    assert read_mask(str(tmp_path / "d" / "out" / "f1.png")).any()  # both: propagated back from frame 2
     rc, out, err = _run(files, ["--text-frame", "2", "--mask", str(root / "first.png")], capsys,
                         tmp_path / "b")
     assert rc == 0, err
@@ -80,7 +84,7 @@ def test_text_at_a_later_frame(files, tmp_path, capsys):
     assert 3 not in read_mask(str(tmp_path / "b" / "out" / "f1.png"))
     assert 3 in read_mask(str(tmp_path / "b" / "out" / "f2.png"))
     rc, _, err = _run(files, ["--text-frame", "9"], capsys, tmp_path / "c")
-    assert rc == 1 and "--text-frame 9 is past the end" in err
+    assert rc == 1 and "--text-frame 9: the video has frames 0..3" in err
 
 
 def test_long_expression_is_truncated_with_a_warning(files, tmp_path, capsys):

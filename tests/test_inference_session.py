@@ -128,3 +128,22 @@ def test_bad_input_is_refused_and_leaves_the_session_intact(light_model, video):
         assert s.annotated_frames == [0] and s.objects == [1]
         out = dict(s.propagate("forward", start=2, end=4))
         assert sorted(out) == [2, 3, 4] and s.last_computed == [1, 2, 3, 4]
+
+
+def test_a_new_mask_replaces_the_pixels_of_the_ids_it_holds(light_model, video):
+    """Giving an object again at an annotated frame replaces its pixels there (it can
+    shrink); other objects given at that frame keep theirs outside the new mask."""
+    frames, masks = video
+    given = masks[3]  # both objects are in frame 3
+    assert (given == 1).any() and (given == 2).any()
+    s = VideoSession(list(frames[3:7]), light_model)
+    s.add_mask(0, given)
+    smaller = np.zeros(SIZE, np.uint8)
+    ys, xs = np.nonzero(given == 1)
+    smaller[ys[: len(ys) // 2], xs[: len(xs) // 2]] = 1
+    s.add_mask(0, smaller)
+    out = dict(s.propagate("forward"))
+    assert (smaller == 1).sum() < (given == 1).sum()
+    assert np.array_equal(out[0].labels == 1, smaller == 1)
+    assert np.array_equal(out[0].labels == 2, (given == 2) & (smaller == 0))
+    s.close()

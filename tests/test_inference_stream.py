@@ -32,6 +32,18 @@ def test_with_last():
     assert list(with_last(iter([1, 2, 3]))) == [(1, False), (2, False), (3, True)]
 
 
+def test_with_last_yields_the_item_before_a_failing_read():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("corrupt frame 3")
+    got = []
+    with pytest.raises(ValueError, match="corrupt frame 3"):
+        for item in with_last(items()):
+            got.append(item)
+    assert got == [(1, False), (2, False)]
+
+
 def test_segment_stream_masks_and_last_frame(tmp_path):
     frames = [(f"{i:05d}", f) for i, f in enumerate(_frames(4))]
     first = np.zeros((H, W), np.uint8)

@@ -277,6 +277,21 @@ def test_blend_labels():
         blend_labels(frame, labels[:-1])
 
 
+def test_blend_labels_shades_uncertain_pixels():
+    from afb_urr.io.overlay import UNCERTAIN_ALPHA, UNCERTAIN_COLOUR, shade_uncertainty
+    frame = np.full((H, W, 3), 100, np.uint8)
+    labels = np.zeros((H, W), np.uint8)
+    unc = np.zeros((H, W), np.float32)
+    unc[0, 0], unc[0, 1] = 1.0, 0.25
+    out = blend_labels(frame, labels, contour_thickness=0, uncertainty=unc)
+    assert out[5, 5].tolist() == [100, 100, 100]            # certain: unchanged
+    for (y, x), a in (((0, 0), UNCERTAIN_ALPHA), ((0, 1), UNCERTAIN_ALPHA * 0.5)):  # alpha * sqrt(u)
+        expected = [(1 - a) * 100 + a * c for c in UNCERTAIN_COLOUR]
+        assert out[y, x].tolist() == pytest.approx(expected, abs=1)
+    with pytest.raises(ValueError, match="uncertainty"):
+        shade_uncertainty(frame, unc[:-1])
+
+
 def test_overlay_writer(tmp_path):
     path = tmp_path / "out" / "ov.mp4"
     labels = np.zeros((H, W), np.uint8)

@@ -9,7 +9,8 @@ from conftest import ROOT
 PACKAGE = os.path.join(ROOT, "afb_urr")
 # Lower ranks never import higher ones; equal ranks only within one area.
 RANKS = {"config": 0, "io": 0, "bank": 1, "readout": 2, "ops": 2, "data": 2, "evaluation": 2,
-         "model": 3, "checkpoint": 4, "referring": 4, "inference": 5, "training": 6, "cli": 7}
+         "model": 3, "checkpoint": 4, "referring": 4.5, "inference": 5, "training": 6, "app": 7,
+         "cli": 8}
 
 
 def _modules():

@@ -7,10 +7,10 @@
 
 Each --text expression becomes one object at --text-frame (default 0): its mask
 comes from the referring model (published pre/post-processing, see
-afb_urr.referring.prompt), then AFB-URR propagates as usual. With --mask, the
-text objects get ids after the mask's; at the mask's frame its pixels win.
-With --text-frame t > 0 and no --mask the run starts at frame t (forward
-propagation: earlier frames hold no object and get no PNG).
+afb_urr.referring.prompt) and joins the run's other annotations (--mask,
+--masks, a DAVIS sequence's) as the mask of that frame; then AFB-URR propagates
+as usual (--direction). Text objects get ids after the other masks' objects;
+where a mask is given for the same frame its pixels win.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import sys
 import warnings
 
 import numpy as np
+
+from ..io.annotations import MaskFolder
 
 MAX_TOKENS = 20  # the published text length
 
@@ -104,36 +106,62 @@ def text_objects_at(model, tokenizer, frame: np.ndarray, expressions: list[str],
     return found
 
 
-def _frame_at(video: str, sequence: str | None, t: int) -> tuple[str, np.ndarray]:
-    from ..io import open_frames
-    for i, (name, frame) in enumerate(open_frames(video, sequence=sequence)):
-        if i == t:
-            return name, frame
-    raise ValueError(f"--text-frame {t} is past the end of {video} ({t} frames or fewer)")
+class PromptedMasks(MaskFolder):
+    """A run's annotations with the --text masks of one frame added (held in memory)."""
+
+    def __init__(self, base: MaskFolder, arrays: dict[str, np.ndarray], order: list[str]):
+        paths = dict(base.paths, **{n: f"(--text at frame {n})" for n in arrays})
+        ids = dict(base.object_ids, **{n: tuple(int(i) for i in np.unique(a) if i) for n, a in arrays.items()})
+        rank = {n: i for i, n in enumerate(order)}
+        keys = sorted(paths, key=rank.__getitem__)
+        super().__init__({k: paths[k] for k in keys}, {k: ids[k] for k in keys}, base.frame_size, base.resize,
+                         base.binary_255_is_object)
+        self.arrays = arrays
+
+    def read(self, name: str) -> np.ndarray:
+        return self.arrays[name] if name in self.arrays else super().read(name)
 
 
-def prompted_masks(args, mask: np.ndarray | None, device) -> tuple[np.ndarray, dict, int]:
-    """(first frame's mask, {frame name: label map} for later frames, frames to skip) of a
-    --text run; ``mask``: the --mask label map of the first frame, or None."""
-    expressions = list(args.text)
+def add_text_prompts(args, inp):
+    """The --video run ``inp`` (infer_inputs.VideoInput) with the objects of the --text
+    expressions added at --text-frame: ids after the run's objects, a mask given for that
+    frame keeping its pixels. Returns ``inp`` (its masks and engine updated)."""
+    from ..inference import resolve_device
+    from ..io.frame_cache import FrameCache
+    from .infer_inputs import max_objects
+    from .infer_model import bank_budget
+    if inp.live or inp.names is None:
+        raise ValueError("--text needs a video file or a frame folder (the frame it describes is read first)")
     t = args.text_frame
-    if t < 0:
-        raise ValueError(f"--text-frame must be >= 0, got {t}")
-    model, tokenizer = load_referring(args.referring_weights, args.vocab, device)
+    if not 0 <= t < len(inp.names):
+        raise ValueError(f"--text-frame {t}: the video has frames 0..{len(inp.names) - 1}")
+    if (args.direction == "forward" and t > inp.end) or (args.direction == "backward" and t < inp.start):
+        raise ValueError(f"--text-frame {t} is outside the frames this run segments "
+                         f"({args.direction} over {inp.start}..{inp.end})")
+    expressions = list(args.text)
+    fit = max_objects(bank_budget(args), inp.size)
+    if len(inp.object_ids) + len(expressions) > fit:
+        raise ValueError(f"{len(inp.object_ids)} objects from masks and {len(expressions)} from --text: at most "
+                         f"{fit} fit the feature bank at this frame size (--budget)")
+    model, tokenizer = load_referring(args.referring_weights, args.vocab, resolve_device(args.device))
     check_expressions(tokenizer, expressions)
-    name, frame = _frame_at(args.video, args.sequence, t)
-    if mask is not None and mask.shape != frame.shape[:2]:
-        raise ValueError(f"--mask is {mask.shape[0]}x{mask.shape[1]} but the video is "
-                         f"{frame.shape[0]}x{frame.shape[1]}")
-    first_id = int(mask.max()) + 1 if mask is not None else 1
+    cache = FrameCache(inp.source.path, max_bytes=0)
+    try:
+        frame = cache[t]
+    finally:
+        cache.close()
+    name = inp.names[t]
+    first_id = max(inp.object_ids, default=0) + 1
     labels = text_objects_at(model, tokenizer, frame, expressions, first_id).labels
-    if mask is None:
-        if t > 0:
-            print(f"starting at frame {t} ({name}): frames before it hold no object")
-        return labels, {}, t
-    if t == 0:
-        return np.where(mask != 0, mask, labels).astype(np.uint8), {}, 0
-    return mask, {name: labels}, 0
+    if name in inp.masks.paths:
+        given = inp.masks.read(name)
+        labels = np.where(given != 0, given, labels).astype(np.uint8)
+    inp.masks = PromptedMasks(inp.masks, {name: labels}, inp.names)
+    first = inp.names.index(next(iter(inp.masks.paths)))
+    inp.session = len(inp.masks.paths) > 1 or args.direction != "forward" or first != 0 or inp.start != 0
+    if not inp.mask_from:
+        inp.mask_from = f"--text at frame {name}"
+    return inp
 
 
 def run_text_demo(args, build_segmenter) -> int:

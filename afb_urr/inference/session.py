@@ -51,7 +51,7 @@ import numpy as np
 from ..config import InferenceConfig
 from ..io.frame_cache import FrameCache
 from .segmenter import Segmenter, _as_mask
-from .text import TextObjects, add_text
+from .text import add_text
 from .plan import check_direction, clip_span, governed_spans, governor
 from .results import ResultStore, step_record
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
@@ -145,8 +145,9 @@ class VideoSession:
         """Give the objects in ``mask`` (H x W labels) at frame t; returns their ids.
 
         New ids start at t; known ids are corrections that replace the
-        prediction at t and become the object's memory from t on. Objects not
-        in ``mask`` keep their propagated masks at t outside its pixels.
+        prediction at t and become the object's memory from t on; at a frame
+        already annotated, an id's new pixels replace its earlier ones there.
+        Objects not in ``mask`` keep their masks at t outside its pixels.
         """
         t = self._check_t(t)
         m = _as_mask(mask, self.frames.size)
@@ -156,15 +157,14 @@ class VideoSession:
                              f"mark an object absent with remove_object(id, t)")
         labels = self._given[t].copy() if t in self._given else np.zeros(self.frames.size, np.uint8)
         before = self._given_ids.get(t, set())
+        labels[np.isin(labels, ids)] = 0
         labels[m != 0] = m[m != 0]
         after = set(int(v) for v in np.unique(labels) if v != 0)
         removed = (self._removed.get(t, set()) - set(ids)) | (before - after)
         self._set_annotation(t, labels, after, removed)
         return ids
 
-    def add_text(self, t: int, expressions, model, tokenizer) -> TextObjects:
-        """One new object per referring expression found at frame t (:func:`.text.add_text`)."""
-        return add_text(self, t, expressions, model, tokenizer)
+    add_text = add_text  # (t, expressions, model, tokenizer): objects from sentences, see .text
 
     def remove_object(self, obj: int, t: int | None = None) -> None:
         """Mark object ``obj`` absent at frame t (it stays absent up to its next

@@ -21,6 +21,7 @@ import re
 
 import torch
 
+from ..checkpoint import key_mismatches
 from .network import LAVT
 from .swin import SWIN_SIZES
 
@@ -116,17 +117,7 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
 
 
 def _mismatch_error(path: str, state: dict, expected: dict, what: str) -> ReferringCheckpointError:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
-    parts = [f"{path} is not a {what} checkpoint"]
-    if missing:
-        parts.append(f"missing keys: {_short(missing)}")
-    if unexpected:
-        parts.append(f"unexpected keys: {_short(unexpected)}")
-    if wrong:
-        parts.append(f"shape mismatches: {_short(wrong)}")
+    parts = [f"{path} is not a {what} checkpoint"] + key_mismatches(state, expected, shown=5)
     return ReferringCheckpointError("; ".join(parts))
 
 
