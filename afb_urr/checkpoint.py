@@ -7,6 +7,7 @@ wrappers); anything else that does not match is an error naming the keys.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 
@@ -23,6 +24,7 @@ _DEPTHS = {
 }
 
 
+REFERRING_PREFIXES = ("backbone.patch_embed.", "text_encoder.")  # keys of LAVT files
 # How files written by torch.save begin: a zip archive (the default since PyTorch 1.6) or,
 # for the legacy format, a pickle (protocol 2+ opcode 0x80).
 _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
@@ -64,8 +66,9 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     if not head.startswith(_TORCH_MAGIC):
         raise CheckpointError(f"{path} is not a checkpoint (not a file torch.save writes: "
                               f"it starts with {head!r})")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # argparse.Namespace allowed: released referring (LAVT) files carry one, named below
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # PyTorch's messages run to many lines of advice: keep the first
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise CheckpointError(f"{path} is not a checkpoint torch can read: {first}") from e
@@ -74,7 +77,11 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     state = blob["model"] if "model" in blob else blob
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: 'model' is not a state_dict of tensors")
-    return _strip_prefix(dict(state)), blob
+    state = _strip_prefix(dict(state))
+    if "bert_model" in blob or any(k.startswith(REFERRING_PREFIXES) for k in state):
+        raise CheckpointError(f"{path} is a referring (LAVT) checkpoint, not an AFB-URR one: "
+                              "give it as the referring model (--referring-weights)")
+    return state, blob
 
 
 def load_model(path: str, device: str | torch.device = "cpu") -> AFBURR:

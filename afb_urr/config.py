@@ -8,6 +8,7 @@ and the dataclass it becomes:
     data        DataConfig       training dataset and clip sampling
     train       TrainConfig      optimisation, checkpoints, logging
     val         ValConfig        J&F validation on held-out synthetic videos
+    referring   ReferringConfig  a referring (text -> mask) training run: LAVT shape, data, loss
 
 A new section is one dataclass, one entry in ``SECTIONS`` and one field of
 :class:`Config`. Unknown sections or keys are errors that name the offending
@@ -32,7 +33,7 @@ NEW_OBJECT_MODES = ("reset", "keep")
 USER_NEW_OBJECT = "keep"
 USER_EVICTION = "minimal"
 AMP_MODES = ("none", "bf16", "fp16")
-LR_SCHEDULES = ("step", "cosine")
+LR_SCHEDULES = ("step", "cosine", "poly")
 BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm
 
 
@@ -88,7 +89,11 @@ class TrainConfig:
     halving the learning rate every ``lr_step`` epochs. ``lr_schedule: cosine``
     instead follows half a cosine from ``lr`` at step 0 to 0 at the last step
     (``epochs`` x steps per epoch, or ``max_steps``), updated every step;
-    ``lr_milestones`` decays by ``lr_gamma`` at the given optimiser steps.
+    ``poly`` follows ``lr (1 - step / total) ^ poly_power`` per step (LAVT's
+    schedule, power 0.9); ``lr_milestones`` decays by ``lr_gamma`` at the given
+    optimiser steps. ``no_decay``: parameters whose full name contains one of
+    these strings (case-sensitive) get no weight decay (LAVT: norm,
+    absolute_pos_embed, relative_position_bias_table).
     """
     lr: float = 1e-5                  # AdamW learning rate (1e-5 stage 0, 4e-6 fine-tuning)
     weight_decay: float = 0.01        # AdamW weight decay (torch default)
@@ -97,6 +102,8 @@ class TrainConfig:
     lr_gamma: float = 0.5             # StepLR: decay factor
     lr_schedule: str = "step"         # step (published: StepLR per epoch) | cosine (per step, to 0 at the last step)
     lr_milestones: list = field(default_factory=list)  # with step: decay by lr_gamma at these optimiser steps instead of every lr_step epochs
+    poly_power: float = 0.9           # with poly: the exponent of (1 - step / total)
+    no_decay: list = field(default_factory=list)  # name substrings of parameters trained without weight decay
     uncertainty_weight: float = 0.5   # loss = CE + w * uncertainty loss
     accumulate: int = 1               # clips per optimiser step (gradient accumulation)
     amp: str = "none"                 # autocast on CUDA: none | bf16 | fp16 (fp16 uses a GradScaler)
@@ -137,6 +144,11 @@ class TrainConfig:
             raise ValueError(f"train.lr_milestones must be increasing optimiser steps >= 1, got {self.lr_milestones}")
         if self.lr_milestones and self.lr_schedule != "step":
             raise ValueError("train.lr_milestones applies to lr_schedule: step only")
+        self.no_decay = list(self.no_decay or [])
+        if any(not isinstance(n, str) or not n for n in self.no_decay):
+            raise ValueError(f"train.no_decay must be non-empty name substrings, got {self.no_decay}")
+        if self.poly_power <= 0:
+            raise ValueError(f"train.poly_power must be positive, got {self.poly_power}")
         if self.decoder_init_std < 0:
             raise ValueError(f"train.decoder_init_std must be >= 0, got {self.decoder_init_std}")
         if self.lr <= 0:
@@ -175,9 +187,67 @@ class ValConfig:
                              f"{self.min_objects}, {self.max_objects}")
 
 
+@dataclass
+class ReferringConfig:
+    """A ``referring:`` section: the config is a referring (text -> mask) training run.
+
+    The LAVT shape (``swin``: a size name or dict(embed_dim, depths, num_heads);
+    ``window_size``; ``bert``: ``BertConfig`` fields but ``vocab_size``, which
+    the vocabulary gives), the input the frames are squashed to (H, W), the
+    loss (2-class cross-entropy with the published class weights 0.9 / 1.1)
+    and the synthetic expressions (:mod:`afb_urr.data.referring`): training
+    videos of the "train" split with the training share of the descriptions;
+    validation on "val" videos with the held-out share (``heldout_fraction``
+    of the descriptions, never trained on), in the "train" wording and in the
+    unseen "heldout" wording. Training draws ``batch_size`` samples per step.
+    """
+    swin: Any = field(default_factory=lambda: {"embed_dim": 16, "depths": [1, 1, 2, 1],
+                                               "num_heads": [1, 2, 4, 8]})
+    window_size: int = 7
+    bert: dict = field(default_factory=lambda: {"hidden_size": 64, "num_hidden_layers": 2,
+                                                "num_attention_heads": 2, "intermediate_size": 128,
+                                                "max_position_embeddings": 32, "type_vocab_size": 2})
+    drop_path_rate: float = 0.0           # stochastic depth at the last Swin block (published 0.3)
+    vocab: str = ""                       # vocab.txt; "" = the grammar's, written to <output_dir>/vocab.txt
+    input_size: tuple = (64, 112)         # (H, W) the frames are squashed to (published 480 x 480)
+    class_weights: tuple = (0.9, 1.1)     # cross-entropy weights of background, object (published)
+    batch_size: int = 8                   # samples per training step (published 32)
+    num_videos: int = 500                 # training videos ("train" split)
+    num_frames: int = 8                   # frames per video (any one of them is a sample)
+    video_size: tuple = (120, 216)        # (H, W) the videos are rendered at
+    min_objects: int = 1
+    max_objects: int = 3
+    heldout_fraction: float = 0.25        # share of the combinations kept out of training
+    val_videos: int = 60                  # held-out videos ("val" split); 0 = no validation
+    val_frames: int = 2                   # frames per held-out video scored
+    cache_size: int = 500                 # rendered videos kept in memory (all: later epochs render nothing)
+
+    def __post_init__(self):
+        for name in ("input_size", "video_size", "class_weights"):
+            setattr(self, name, tuple(getattr(self, name)))
+        if len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 33:
+            raise ValueError(f"referring.input_size must be (H, W) above 32 x 32, got {self.input_size}")
+        if len(self.video_size) != 2 or min(self.video_size) < 16:
+            raise ValueError(f"referring.video_size must be (H, W) with both >= 16, got {self.video_size}")
+        if len(self.class_weights) != 2 or min(self.class_weights) <= 0:
+            raise ValueError(f"referring.class_weights must be two positive numbers, got {self.class_weights}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"referring.heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        for name in ("batch_size", "num_videos", "num_frames", "val_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"referring.{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_videos < 0 or self.cache_size < 0:
+            raise ValueError("referring.val_videos and referring.cache_size must be >= 0")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"referring: need 1 <= min_objects <= max_objects, got "
+                             f"{self.min_objects}, {self.max_objects}")
+        if "vocab_size" in self.bert:
+            raise ValueError("referring.bert.vocab_size comes from the vocabulary; leave it out")
+
+
 # Section name -> dataclass: the whole schema.
 SECTIONS: dict[str, type] = {"model": ModelConfig, "inference": InferenceConfig, "data": DataConfig,
-                             "train": TrainConfig, "val": ValConfig}
+                             "train": TrainConfig, "val": ValConfig, "referring": ReferringConfig}
 
 
 @dataclass
@@ -188,10 +258,12 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     val: ValConfig = field(default_factory=ValConfig)
+    referring: ReferringConfig | None = None  # absent: not a referring run
 
     def as_dict(self) -> dict[str, dict]:
-        """Every section as plain data (for checkpoints and logs)."""
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        """Every section present as plain data (for checkpoints and logs)."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS
+                if getattr(self, name) is not None}
 
 
 def build_section(cls: type, values: dict[str, Any] | None, where: str):

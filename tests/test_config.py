@@ -35,7 +35,7 @@ def test_unknown_key_and_section_are_named(tmp_path):
 
 def test_every_section_is_known_without_imports():
     cfg = load_config("train_synthetic")
-    assert set(SECTIONS) == {"model", "inference", "data", "train", "val"}
+    assert set(SECTIONS) == {"model", "inference", "data", "train", "val", "referring"}
     assert isinstance(cfg.train, TrainConfig) and cfg.train.batchnorm == "track"
     assert isinstance(cfg.data, DataConfig) and cfg.data.dataset == "synthetic"
     assert cfg.val.videos == 8 and cfg.model.backbone == "resnet18"
@@ -69,3 +69,28 @@ def test_inference_config_feeds_the_bank_and_the_segmenter(light_model):
     assert seg.bank.budget == 1234 and seg.bank.readout_threshold == 1e-4
     with pytest.raises(TypeError):
         FeatureBank(2, cfg, budjet=5)
+
+
+def test_referring_section_marks_a_referring_run(tmp_path):
+    from afb_urr.config import ReferringConfig
+    assert load_config("train_synthetic").referring is None
+    assert "referring" not in load_config("train_synthetic").as_dict()
+    cfg = load_config("train_referring_synthetic")
+    rc = cfg.referring
+    assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
+    assert rc.swin["embed_dim"] == 16 and rc.bert["num_hidden_layers"] == 2
+    assert cfg.train.lr_schedule == "poly" and cfg.train.poly_power == 0.9
+    assert cfg.as_dict()["referring"]["batch_size"] == rc.batch_size
+    p = tmp_path / "r.yaml"
+    for body, message in (("referring: {input_sise: [8, 8]}", "input_sise"),
+                          ("referring: {input_size: [16, 16]}", "above 32"),
+                          ("referring: {heldout_fraction: 1.0}", "heldout_fraction"),
+                          ("referring: {class_weights: [1.0]}", "class_weights"),
+                          ("referring: {bert: {vocab_size: 9}}", "comes from the vocabulary"),
+                          ("train: {lr_schedule: poly, poly_power: 0}", "poly_power"),
+                          ("train: {no_decay: ['']}", "no_decay")):
+        p.write_text(body + "\n")
+        with pytest.raises(ValueError, match=message):
+            load_config(str(p))
+    p.write_text("referring:\n")
+    assert load_config(str(p)).referring == ReferringConfig()

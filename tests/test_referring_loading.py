@@ -64,8 +64,14 @@ def test_other_model_file_is_a_one_line_error(tmp_path, light_model):
     with pytest.raises(ReferringCheckpointError) as err:
         load_referring_model(path)
     msg = str(err.value)
+    assert "\n" not in msg and f"{path} is an AFB-URR (segmentation) checkpoint" in msg
+    other = str(tmp_path / "other.pth")
+    torch.save({"model": {"head.weight": torch.zeros(2)}}, other)
+    with pytest.raises(ReferringCheckpointError) as err:
+        load_referring_model(other)
+    msg = str(err.value)
     assert "\n" not in msg and "missing keys: backbone.patch_embed.proj.weight" in msg
-    assert "unexpected keys: encoder_" in msg
+    assert "unexpected keys: head.weight" in msg
 
 
 def test_strict_about_extra_missing_and_misshaped_keys(tmp_path):

@@ -29,3 +29,18 @@ def test_vos_loss_combines_ce_and_uncertainty():
     assert vos_loss(logits, s, labels)[0].item() == pytest.approx(loss.item())
     with pytest.raises(ValueError, match="do not match"):
         vos_loss(logits, s, onehot[:, :2])
+
+
+def test_referring_loss_is_the_published_weighted_cross_entropy():
+    from afb_urr.training.loss import referring_loss
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 5, 6)
+    masks = (torch.rand(2, 5, 6) > 0.7).long()
+    logp = torch.log_softmax(logits, dim=1)
+    picked = logp.gather(1, masks[:, None])[:, 0]
+    w = torch.where(masks == 1, 1.1, 0.9)
+    assert referring_loss(logits, masks).item() == pytest.approx((-(w * picked).sum() / w.sum()).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="B x 2 x H x W"):
+        referring_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="do not match"):
+        referring_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5))

@@ -101,3 +101,34 @@ def test_lr_scale_sets_the_step_size_of_its_parameters(tmp_path):
     dv = (tr.model.keyval_r4.Value.weight.detach() - val0).abs().max().item()
     assert dk == pytest.approx(1e-4, rel=0.05) and dv == pytest.approx(1e-3, rel=0.05)
     assert tr.history[-1]["lr"] == pytest.approx(1e-3)
+
+
+def test_poly_schedule_and_no_decay_groups():
+    from types import SimpleNamespace
+
+    from afb_urr.training.optim import make_scheduler, param_groups, poly_factor
+    assert poly_factor(0, 10) == 1.0 and poly_factor(10, 10) == 0.0
+    assert poly_factor(5, 10) == pytest.approx(0.5 ** 0.9)
+    net = torch.nn.Sequential()
+    net.add_module("backbone", torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2)))
+    net.backbone.add_module("norm0", torch.nn.LayerNorm(2))
+    net.add_module("text", torch.nn.Linear(2, 2))
+    groups = param_groups(net, 1e-3, {"text": 0.5}, no_decay=("norm", "1."))
+    by_name = {g["name"]: sorted(n for n, p in net.named_parameters() if any(p is q for q in g["params"]))
+               for g in groups}
+    assert by_name == {"default": ["backbone.0.bias", "backbone.0.weight"],
+                       "default (no decay)": ["backbone.1.bias", "backbone.1.weight", "backbone.norm0.bias",
+                                              "backbone.norm0.weight"],
+                       "text": ["text.bias", "text.weight"]}
+    assert [g.get("weight_decay") for g in groups] == [None, 0.0, None]
+    opt = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)
+    tc = SimpleNamespace(lr_schedule="poly", poly_power=0.9, lr_milestones=[])
+    sched, per_step = make_scheduler(opt, tc, total_steps=4)
+    assert per_step
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1e-3 * poly_factor(s, 4) for s in range(1, 5)])
+    assert opt.param_groups[2]["lr"] == pytest.approx(0.5 * lrs[-1])

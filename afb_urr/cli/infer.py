@@ -7,6 +7,9 @@
       --out masks/ --format palette coco --report report.csv --suggest 5
   python tools/infer.py --video rtsp://camera/stream --mask first.png --weights ckpt.pth --out live/
   python tools/infer.py --demo
+  python tools/infer.py --demo --text
+  python tools/infer.py --video clip.mp4 --text "the man in white" --referring-weights lavt.pth \\
+      --vocab vocab.txt --weights ckpt.pth --out masks/
   python tools/infer.py --dataset davis17 --root DAVIS --split val --weights ckpt.pth --out results/
   python tools/infer.py --dataset youtube_vos --root YouTubeVOS --split valid --weights ckpt.pth --out yt/
   python tools/infer.py --dataset long_video --root LongVideos --weights ckpt.pth --out lv/
@@ -38,6 +41,7 @@ from .infer_model import add_model_options, build_segmenter
 from .infer_video import run_video
 from .infer_many import add_list_options, run_list, run_protocol, start_shard
 from .resume import add_resume_options
+from .text import add_text_arguments, run_text_demo
 
 DATASETS = ("davis17", "youtube_vos", "long_video")
 DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
@@ -171,7 +175,7 @@ def add_other_options(p: argparse.ArgumentParser) -> None:
 # One function per argument group, in --help order; a feature adds its group here.
 OPTION_GROUPS = [add_input_options, add_propagation_options, add_output_options, add_model_options,
                  add_resume_options, add_demo_options, add_dataset_options, add_list_options,
-                 add_other_options]
+                 add_text_arguments, add_other_options]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +208,8 @@ def run_demo(args) -> int:
     """Segment the deterministic synthetic demo video and print its mean J."""
     from ..inference import demo
     reject_video_options(args, "--demo")
+    if args.text:
+        return run_text_demo(args, build_segmenter)
     weights = args.weights or demo.demo_weights()
     if not args.weights and not os.path.isfile(weights):  # a given --weights fails in the factory
         raise ValueError(f"demo weights not found at {weights}; train them with "
@@ -228,6 +234,8 @@ def run_dataset(args) -> int:
     if args.overlay:
         raise ValueError("--overlay cannot be combined with --dataset")
     reject_video_options(args, "--dataset")
+    if args.text:
+        raise ValueError("--text cannot be combined with --dataset")
     if args.split and args.dataset == "long_video":
         raise ValueError("--split does not apply to --dataset long_video (its root has no splits)")
     if args.config is None:

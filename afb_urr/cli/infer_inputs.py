@@ -126,6 +126,8 @@ def _annotations(args, source, names, size, fit) -> tuple[MaskFolder, str]:
     if not args.mask and source.default_mask and ann_dir:
         found = find_masks(ann_dir, names)
         return check_masks(found, size, args.resize_masks, fit), f"the annotations in {ann_dir}"
+    if not args.mask and getattr(args, "text", None):  # the sentences give the masks (cli/text.py)
+        return MaskFolder({}, {}, size), ""
     if not args.mask:
         raise ValueError(f"--mask is required: {args.video} has no first-frame annotation "
                          f"(only DAVIS-style sequence folders come with one); for masks of several "
@@ -176,6 +178,6 @@ def prepare(args, budget: int) -> VideoInput:
     if live:
         return inp
     inp.start, inp.end = _span(args, inp)
-    first_mask = names.index(next(iter(masks.paths)))
+    first_mask = names.index(next(iter(masks.paths))) if masks.paths else 0
     inp.session = len(masks.paths) > 1 or args.direction != "forward" or first_mask != 0 or inp.start != 0
     return inp

@@ -24,6 +24,7 @@ from .infer_inputs import VideoInput, check_arguments, prepare
 from .infer_model import bank_budget, build_segmenter
 from .infer_output import MARKER, FrameInfo, OutFolder, Outputs, check_out_folder
 from .resume import check_resume_args, prepare_run
+from .text import add_text_prompts
 
 INCOMPLETE_ENDS = ("stalled", "failed")  # live-source ends that leave the output incomplete
 
@@ -107,6 +108,8 @@ def run_video(args) -> int:
     check_arguments(args)
     check_resume_args(args)
     inp = prepare(args, bank_budget(args))
+    if args.text:  # objects from sentences join the masks (cli/text.py)
+        add_text_prompts(args, inp)
     if args.out:  # a resumed run continues the files in --out
         check_out_folder(args.out, args.overwrite or args.resume,
                          frame_dir=getattr(inp.source, "path", None))

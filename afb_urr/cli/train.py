@@ -17,6 +17,12 @@ installed, all under ``train.output_dir``.
 Under ``torchrun`` (several processes, one or more nodes) it trains with
 DistributedDataParallel: NCCL on CUDA, gloo on CPU; rank 0 logs and writes
 checkpoints.
+
+A config with a ``referring:`` section (configs/train_referring_synthetic.yaml)
+trains a LAVT referring model on synthetic expressions instead
+(:mod:`afb_urr.training.referring`); --export then also writes the
+vocabulary beside the weights, and --evaluate / --val-videos score held-out
+expressions.
 """
 from __future__ import annotations
 
@@ -86,15 +92,29 @@ def evaluate_checkpoint(cfg, vc, args) -> int:
     return 0
 
 
-def run(args) -> int:
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    from ..config import load_config
-    from ..training.loop import Trainer
+def evaluate_referring(cfg, args) -> int:
+    """``--evaluate`` of a referring checkpoint: IoU on the held-out expressions and videos."""
+    from ..inference import resolve_device
+    from ..referring import load_referring_model, load_tokenizer
+    from ..referring.loading import vocab_file_for
+    from ..training.referring import heldout_sets, referring_scores
 
-    cfg = load_config(args.config)
-    tc, vc = cfg.train, cfg.val
+    rc = cfg.referring
+    if rc.val_videos == 0:
+        raise ValueError("--evaluate needs held-out videos: set referring.val_videos or pass --val-videos N")
+    device = resolve_device(args.device)
+    model = load_referring_model(args.evaluate, device)
+    tokenizer = load_tokenizer(rc.vocab or vocab_file_for(args.evaluate))
+    for name, samples in heldout_sets(rc).items():
+        s = referring_scores(model, samples, tokenizer, device)
+        print(f"{args.evaluate} {name}: mIoU {s['mIoU']:.3f} oIoU {s['oIoU']:.3f} P@0.5 {s['P@0.5']:.3f} "
+              f"P@0.7 {s['P@0.7']:.3f} ({s['samples']} samples)")
+    return 0
+
+
+def _override(cfg, args) -> None:
+    """The command line's overrides of the config's train / val / referring sections."""
+    tc, vc, rc = cfg.train, cfg.val, cfg.referring
     if args.output_dir:
         tc.output_dir = args.output_dir
     if args.max_steps is not None:
@@ -103,10 +123,28 @@ def run(args) -> int:
         if args.val_videos < 0:
             raise ValueError(f"--val-videos must be >= 0, got {args.val_videos}")
         vc.videos = args.val_videos
-    if args.evaluate:
-        return evaluate_checkpoint(cfg, vc, args)
-    if args.no_validate:
+        if rc is not None:
+            rc.val_videos = args.val_videos
+    if args.no_validate and not args.evaluate:
         vc.videos = 0
+        if rc is not None:
+            rc.val_videos = 0
+
+
+def run(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from ..config import load_config
+
+    cfg = load_config(args.config)
+    _override(cfg, args)
+    if args.evaluate:
+        return evaluate_referring(cfg, args) if cfg.referring else evaluate_checkpoint(cfg, cfg.val, args)
+    if cfg.referring is not None:
+        from ..training.referring import ReferringTrainer as Trainer
+    else:
+        from ..training.loop import Trainer
     trainer = Trainer(cfg, resume=args.resume, init=args.init, device=args.device,
                       time_limit=args.time_limit, progress=not args.no_progress)
     try:

@@ -10,7 +10,12 @@ with margins (colour away from a hue boundary, sizes >= 1.5x apart, positions
 Two phrasings of every description exist: ``"train"`` templates ("the red
 ellipse on the left") and ``"heldout"`` templates with unseen wording ("the
 oval that is red to the left"), for measuring generalisation to new phrasings;
-held-out videos are the ``"val"`` split of :class:`SyntheticVideos`.
+held-out videos are the ``"val"`` split of :class:`SyntheticVideos`. The
+descriptions themselves (combinations of attribute values) split in two
+parts by a fixed hash (:func:`description_part`): a model trained on the
+``"train"`` part (every one-attribute description and most combinations)
+meets the ``"heldout"`` part's combinations of known words ("the smallest red
+polygon") only when it is evaluated.
 
 Object attributes (shape kind, hue, true centre trajectory) come from
 replaying ``render_video``'s random stream; visible area and position come
@@ -21,6 +26,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,11 +214,34 @@ def realise(desc: dict, style: str = "train") -> str:
     return " ".join(words)
 
 
+DESCRIPTION_PARTS = ("all", "train", "heldout")
+
+
+def description_part(desc: dict, heldout_fraction: float = 0.2) -> str:
+    """``"heldout"`` for a fixed share (about ``heldout_fraction``) of the combinations, else ``"train"``.
+
+    Descriptions of one attribute ("the red shape", "the ellipse", "the shape
+    on the left") are always "train": every word is learnt alone; a share of
+    the combinations of two or more ("the red ellipse on the left") is kept
+    for evaluation. Decided by a CRC32 of the description's "train" wording,
+    so it depends on neither the frame nor the run.
+    """
+    if sum(v is not None for v in desc.values()) < 2:
+        return "train"
+    return "heldout" if zlib.crc32(realise(desc, "train").encode()) % 10_000 < heldout_fraction * 10_000 else "train"
+
+
 def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
-                attributes=STATIC_ATTRIBUTES) -> dict[int, list[str]]:
-    """label -> the unambiguous expressions for that object in frame ``t`` (objects with none are left out)."""
+                attributes=STATIC_ATTRIBUTES, part: str = "all",
+                heldout_fraction: float = 0.2) -> dict[int, list[str]]:
+    """label -> the unambiguous expressions for that object in frame ``t`` (objects with none are left out).
+
+    ``part``: "all" descriptions, or only the "train" / "heldout" part of :func:`description_part`.
+    """
     if style not in _PHRASES:
         raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
+    if part not in DESCRIPTION_PARTS:
+        raise ValueError(f"description part must be one of {DESCRIPTION_PARTS}, got {part!r}")
     unknown = set(attributes) - set(ATTRIBUTES)
     if unknown:
         raise ValueError(f"unknown referring attributes {sorted(unknown)}; expected a subset of {ATTRIBUTES}")
@@ -221,7 +250,9 @@ def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
     for o in objs:
         if o.area < MIN_AREA * labels.size:
             continue
-        found = [realise(d, style) for d in descriptions(o, attributes) if unambiguous(o, objs, d, labels.shape)]
+        found = [realise(d, style) for d in descriptions(o, attributes)
+                 if (part == "all" or description_part(d, heldout_fraction) == part)
+                 and unambiguous(o, objs, d, labels.shape)]
         if found:
             out[o.label] = sorted(set(found))
     return out
@@ -254,24 +285,29 @@ class ReferringSamples:
     Item i draws from video i of ``split`` (seeds of "train" and "val" never
     overlap): a frame (frame 0 with ``frames="first"``), an object of it that
     has an unambiguous expression, and one of those expressions, in the
-    ``style`` templates ("train" or "heldout"). The choice depends only on
-    (seed, epoch, i). Returns ``{"image": H x W x 3 uint8, "mask": H x W bool,
+    ``style`` templates ("train" or "heldout"), from the ``part`` of the
+    descriptions ("all", "train", "heldout"; see :func:`description_part`).
+    The choice depends only on (seed, epoch, i). Returns ``{"image": H x W x 3 uint8, "mask": H x W bool,
     "expression": str, "video": name, "frame": t, "label": k}``.
     """
 
     def __init__(self, split: str = "train", num_videos: int = 100, style: str = "train",
                  attributes=STATIC_ATTRIBUTES, frames: str = "all", num_frames: int = 30,
                  size: tuple[int, int] = (240, 432), min_objects: int = 1, max_objects: int = 3, seed: int = 0,
-                 cache_size: int = 32):
+                 cache_size: int = 32, part: str = "all", heldout_fraction: float = 0.2):
         if style not in _PHRASES:
             raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
         if frames not in ("all", "first"):
             raise ValueError(f"frames must be 'all' or 'first', got {frames!r}")
         self.videos = syn.SyntheticVideos(split, num_videos, num_frames, size, min_objects, max_objects,
                                           cache_size=cache_size)
+        if part not in DESCRIPTION_PARTS:
+            raise ValueError(f"description part must be one of {DESCRIPTION_PARTS}, got {part!r}")
         self.style, self.attributes, self.frames = style, tuple(attributes), frames
+        self.part, self.heldout_fraction = part, float(heldout_fraction)
         self.seed, self.epoch = int(seed), 0
         self._replays: dict[int, list[Replayed]] = {}
+        self._found: dict[tuple[int, int], dict[int, list[str]]] = {}  # (index, t) -> expressions
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -286,8 +322,11 @@ class ReferringSamples:
         return self._replays[index]
 
     def expressions(self, index: int, t: int) -> dict[int, list[str]]:
-        """label -> unambiguous expressions of video ``index`` at frame ``t``."""
-        return expressions(self.videos[index].masks[t], self.replay(index), t, self.style, self.attributes)
+        """label -> unambiguous expressions of video ``index`` at frame ``t`` (computed once)."""
+        if (index, t) not in self._found:
+            self._found[(index, t)] = expressions(self.videos[index].masks[t], self.replay(index), t, self.style,
+                                                  self.attributes, self.part, self.heldout_fraction)
+        return self._found[(index, t)]
 
     def __getitem__(self, index: int) -> dict:
         video = self.videos[index]

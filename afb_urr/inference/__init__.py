@@ -10,12 +10,14 @@ session    ``VideoSession``: annotations at any frame, forward/backward, correct
 plan       which annotation governs each frame (the runs a session makes)
 results    ``ResultStore``: label maps within a byte budget, spilling to a work folder
 uncertainty  per-frame score, per-object confidence and area, suggestions
+text       objects from sentences: referring masks as annotations (``VideoSession.add_text``)
 """
 from .build import build_segmenter, resolve_device, segmenter_factory
 from .segmenter import Segmenter, StepResult
 from .session import FrameResult, VideoSession
+from .text import TextObjects, add_text, text_objects
 from .stream import StreamStep, bank_entries, segment_stream, with_last, write_outputs
 
 __all__ = ["Segmenter", "StepResult", "build_segmenter", "segmenter_factory", "resolve_device",
            "StreamStep", "segment_stream", "with_last", "bank_entries", "write_outputs",
-           "VideoSession", "FrameResult"]
+           "VideoSession", "FrameResult", "TextObjects", "add_text", "text_objects"]

@@ -51,6 +51,7 @@ import numpy as np
 from ..config import USER_EVICTION, USER_NEW_OBJECT, InferenceConfig
 from ..io.frame_cache import FrameCache
 from .segmenter import Segmenter, _as_mask
+from .text import add_text
 from .plan import check_direction, clip_span, governed_spans, governor
 from .results import ResultStore, step_record
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
@@ -165,6 +166,8 @@ class VideoSession:
         removed = (self._removed.get(t, set()) - set(ids)) | (before - after)
         self._set_annotation(t, labels, after, removed)
         return ids
+
+    add_text = add_text  # (t, expressions, model, tokenizer): objects from sentences, see .text
 
     def remove_object(self, obj: int, t: int | None = None) -> None:
         """Mark object ``obj`` absent at frame t (it stays absent up to its next

@@ -80,7 +80,8 @@ def _count(state: dict, pattern: str) -> int:
 def infer_config(state: dict, stated: dict | None = None) -> dict:
     """LAVT constructor arguments from a lavt_one state_dict's shapes.
 
-    ``stated``: the ``config`` a file of ours carries; only its head counts are used.
+    ``stated``: the ``config`` a file of ours carries; only its head counts, input size and
+    stochastic depth (a training setting, published 0.3) are used.
     """
     stated = stated or {}
     dim = int(state["backbone.patch_embed.proj.weight"].shape[0])
@@ -110,7 +111,9 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
                 max_position_embeddings=int(state["text_encoder.embeddings.position_embeddings.weight"].shape[0]),
                 type_vocab_size=int(state["text_encoder.embeddings.token_type_embeddings.weight"].shape[0]))
     return dict(swin=named[0] if named else swin, window_size=(side + 1) // 2, bert_config=bert,
-                pwam_heads=tuple(stated.get("pwam_heads", (1, 1, 1, 1))))
+                pwam_heads=tuple(stated.get("pwam_heads", (1, 1, 1, 1))),
+                input_size=tuple(stated.get("input_size", (480, 480))),
+                drop_path_rate=float(stated.get("drop_path_rate", 0.3)))
 
 
 def _mismatch_error(path: str, state: dict, expected: dict, what: str) -> ReferringCheckpointError:
@@ -121,6 +124,9 @@ def _mismatch_error(path: str, state: dict, expected: dict, what: str) -> Referr
 def model_from_state_dict(state: dict, stated: dict | None = None, path: str = "<state_dict>") -> LAVT:
     """Build the LAVT that ``state`` (lavt_one layout) was saved from and load it strictly (fp32)."""
     if not all(k in state for k in _ANCHORS):
+        if any(k.startswith(("encoder_q.", "encoder_m.", "keyval_")) for k in state):
+            raise ReferringCheckpointError(f"{path} is an AFB-URR (segmentation) checkpoint, not a referring "
+                                           "(LAVT) one: give it as the segmentation weights (--weights)")
         with torch.device("meta"):
             released = LAVT("base", 12).state_dict()
         raise _mismatch_error(path, state, released, "LAVT (lavt_one or lavt)")
@@ -141,7 +147,14 @@ def load_referring_model(path: str, device: str | torch.device = "cpu") -> LAVT:
     blob = read_checkpoint(path)
     stated = blob.get("config") if isinstance(blob.get("config"), dict) else None
     model = model_from_state_dict(merged_state_dict(blob, path), stated, path)
+    digest = blob.get("vocab_digest")
+    model.vocab_digest = digest if isinstance(digest, str) else None  # files of ours: the vocabulary they need
     return model.to(device).eval()
+
+
+def vocab_file_for(weights: str) -> str:
+    """Where the vocabulary of one of our exported models lies: ``<weights stem>_vocab.txt``."""
+    return os.path.splitext(weights)[0] + "_vocab.txt"
 
 
 def save_referring_model(path: str, model: LAVT, layout: str = "lavt_one", args: argparse.Namespace | None = None,

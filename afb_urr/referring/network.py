@@ -27,18 +27,24 @@ class LAVT(nn.Module):
             BERT-base where not given. PWAM reads words of width ``hidden_size``.
         pwam_heads: PWAM head count per stage (published: 1 everywhere).
         drop_path_rate: stochastic depth at the last Swin block (published 0.3).
+        input_size: (H, W) frames are squashed to before the network (published
+            480 x 480); :func:`mask_from_text` uses it. Not a weight: metadata of the file.
     """
 
     def __init__(self, swin="base", window_size: int = 12, bert_config: dict | None = None,
-                 pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3):
+                 pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3, input_size=(480, 480)):
         super().__init__()
         spec = SwinSpec.resolve(swin, window_size)
         bert = check_bert_config(bert_config)
         pwam_heads = tuple(int(h) for h in pwam_heads)
         if len(pwam_heads) != 4:
             raise ValueError(f"pwam_heads needs 4 entries, got {pwam_heads}")
+        input_size = (int(input_size), int(input_size)) if isinstance(input_size, int) else tuple(input_size)
+        if len(input_size) != 2 or max(int(v) for v in input_size) <= 32:
+            raise ValueError(f"LAVT: input_size must be (H, W) with a side above 32, got {input_size}")
         self.config = dict(swin=swin if isinstance(swin, str) else dict(swin), window_size=spec.window,
-                           bert_config=bert, pwam_heads=list(pwam_heads), drop_path_rate=float(drop_path_rate))
+                           bert_config=bert, pwam_heads=list(pwam_heads), drop_path_rate=float(drop_path_rate),
+                           input_size=[int(v) for v in input_size])
         self.backbone = LanguageAwareSwin(spec, bert["hidden_size"], pwam_heads, drop_path_rate)
         self.classifier = SimpleDecoding(8 * spec.embed_dim)
         self.text_encoder = build_text_encoder(bert)

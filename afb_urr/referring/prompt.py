@@ -4,7 +4,9 @@ Pre-processing (test-time path the published scores were measured with): the
 RGB frame is squashed to 480 x 480 (PIL bilinear, antialiased when shrinking),
 scaled to [0, 1] and normalised with the ImageNet mean/std. Post-processing:
 the 2-class logits at 480 x 480 decide object vs background (logit1 > logit0),
-then the label map goes back to the frame's size by nearest neighbour.
+then the label map goes back to the frame's size by nearest neighbour. A model
+trained at another size (``model.config["input_size"]``, e.g. the light
+variant's 64 x 112) is fed frames squashed to that size instead.
 """
 from __future__ import annotations
 
@@ -32,30 +34,51 @@ def _check_frame(frame) -> np.ndarray:
     return frame
 
 
-def preprocess(frame, size: int = INPUT_SIZE) -> torch.Tensor:
-    """H x W x 3 uint8 RGB (or a PIL image) -> (1, 3, size, size) float32, ImageNet-normalised."""
-    img = Image.fromarray(_check_frame(frame)).resize((size, size), Image.BILINEAR)
+def input_hw(size) -> tuple[int, int]:
+    """``size`` (an int for a square, or (H, W)) -> (H, W)."""
+    if isinstance(size, int):
+        return size, size
+    h, w = (int(v) for v in size)
+    return h, w
+
+
+def model_input_size(model) -> tuple[int, int]:
+    """The (H, W) a referring model takes its frames at (published: 480 x 480)."""
+    return input_hw(tuple(getattr(model, "config", {}).get("input_size", (INPUT_SIZE, INPUT_SIZE))))
+
+
+def preprocess(frame, size=INPUT_SIZE) -> torch.Tensor:
+    """H x W x 3 uint8 RGB (or a PIL image) -> (1, 3, h, w) float32, ImageNet-normalised;
+    ``size``: h = w = size, or (h, w)."""
+    h, w = input_hw(size)
+    img = Image.fromarray(_check_frame(frame)).resize((w, h), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     return ((x - mean) / std)[None]
 
 
 def check_vocabulary(model, tokenizer) -> None:
-    """The tokenizer's vocabulary must have exactly as many entries as the model's word embeddings."""
+    """The tokenizer's vocabulary must have exactly as many entries as the model's word embeddings,
+    and be the very one the model was trained with when its file says (``model.vocab_digest``)."""
     expected = model.text_encoder.config.vocab_size
     if tokenizer.vocab_size != expected:
         raise VocabularyError(f"{tokenizer.source}: vocabulary has {tokenizer.vocab_size} tokens but the referring "
                               f"model expects {expected}: use the vocab.txt that came with its BERT")
+    digest = getattr(model, "vocab_digest", None)
+    if digest and tokenizer.digest != digest:
+        raise VocabularyError(f"{tokenizer.source}: not the vocabulary the referring model was trained with "
+                              f"(same size, other tokens or order): use the vocab file that came with its weights")
 
 
 @torch.no_grad()
-def referring_logits(model, tokenizer, frame, expressions: list[str], size: int = INPUT_SIZE,
+def referring_logits(model, tokenizer, frame, expressions: list[str], size=None,
                      batch_size: int = 4) -> torch.Tensor:
-    """(K, 2, size, size) logits of each expression on the squashed frame (model as it is: use eval mode)."""
+    """(K, 2, h, w) logits of each expression on the frame squashed to ``size`` (default the
+    model's input size; model as it is: use eval mode)."""
     check_vocabulary(model, tokenizer)
     ids, mask = tokenizer(list(expressions))
     device = next(model.parameters()).device
-    image = preprocess(frame, size).to(device)
+    image = preprocess(frame, model_input_size(model) if size is None else size).to(device)
     out = []
     for i in range(0, len(ids), batch_size):
         b_ids, b_mask = ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device)
@@ -90,8 +113,11 @@ def labels_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.where(best > 0, winner + 1, torch.zeros_like(winner)), margin
 
 
-def mask_from_text(model, tokenizer, frame, expressions, size: int = INPUT_SIZE, batch_size: int = 4) -> TextMasks:
-    """Label map of ``frame`` (H x W x 3 uint8 RGB) from referring expressions (expression i -> object i + 1)."""
+def mask_from_text(model, tokenizer, frame, expressions, size=None, batch_size: int = 4) -> TextMasks:
+    """Label map of ``frame`` (H x W x 3 uint8 RGB) from referring expressions (expression i -> object i + 1).
+
+    ``size``: the network input (an int or (H, W)); default the model's ``input_size``.
+    """
     if isinstance(expressions, str):
         expressions = [expressions]
     expressions = list(expressions)

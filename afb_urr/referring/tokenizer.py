@@ -13,6 +13,7 @@ files; ``[PAD]`` must be id 0 because the published code pads with 0.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import unicodedata
 import warnings
@@ -106,6 +107,11 @@ class WordPieceTokenizer:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    @property
+    def digest(self) -> str:
+        """SHA-1 of the tokens in id order (our checkpoints record the one they were trained with)."""
+        return vocab_digest(sorted(self.vocab, key=self.vocab.get))
+
     def _pieces(self, word: str) -> list[str]:
         if len(word) > MAX_WORD_CHARS:
             return ["[UNK]"]
@@ -151,6 +157,11 @@ class WordPieceTokenizer:
         enc = [self.encode(e) for e in expressions]
         return (torch.tensor([e[0] for e in enc], dtype=torch.int64),
                 torch.tensor([e[1] for e in enc], dtype=torch.int64))
+
+
+def vocab_digest(tokens: list[str]) -> str:
+    """SHA-1 (hex) of a vocabulary's tokens in id order."""
+    return hashlib.sha1("\n".join(tokens).encode("utf-8")).hexdigest()
 
 
 def load_tokenizer(path: str, max_tokens: int = 20) -> WordPieceTokenizer:

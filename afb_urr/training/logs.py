@@ -66,8 +66,9 @@ class TrainLog:
     TensorBoard writer (when tensorboard is installed).
     """
 
-    def __init__(self, out_dir: str, is_main: bool = True):
+    def __init__(self, out_dir: str, is_main: bool = True, val_fields=VAL_FIELDS):
         self.out_dir, self.is_main = out_dir, is_main
+        self.val_fields = tuple(val_fields)
         self.csv_path = os.path.join(out_dir, "log.csv")
         self.val_path = os.path.join(out_dir, "val.csv")
         self.tb = None
@@ -84,7 +85,7 @@ class TrainLog:
             return
         os.makedirs(self.out_dir, exist_ok=True)
         prepare_csv(self.csv_path, CSV_FIELDS, step)
-        prepare_csv(self.val_path, VAL_FIELDS, step)
+        prepare_csv(self.val_path, self.val_fields, step)
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(os.path.join(self.out_dir, "tb"), purge_step=step)
@@ -117,15 +118,15 @@ class TrainLog:
             self.bar.set_postfix(loss=row["loss"], ce=row["ce"], unc=row["uncertainty"],
                                  lr=row["lr"], clips_s=row["clips_per_s"], refresh=False)
 
-    def val_row(self, step: int, epoch: int, scores) -> None:
-        """One validation row (``scores``: :class:`afb_urr.training.validate.Scores`)."""
-        row = {"step": step, "epoch": epoch, "J": f"{scores.J:.5f}", "F": f"{scores.F:.5f}",
-               "JF": f"{scores.JF:.5f}"}
-        append_csv(self.val_path, VAL_FIELDS, row)
-        self.val_history.append({"step": step, "J": scores.J, "F": scores.F, "JF": scores.JF})
+    def val_row(self, step: int, epoch: int, values: dict) -> None:
+        """One validation row: ``values`` maps the metric fields of ``val_fields`` to floats
+        (AFB-URR: J, F, JF of :class:`afb_urr.training.validate.Scores`)."""
+        row = {"step": step, "epoch": epoch, **{k: f"{float(v):.5f}" for k, v in values.items()}}
+        append_csv(self.val_path, self.val_fields, row)
+        self.val_history.append({"step": step, **{k: float(v) for k, v in values.items()}})
         if self.tb is not None:
-            self.tb.add_scalar("val/JF", scores.JF, step)
-            self.tb.add_scalar("val/J", scores.J, step)
+            for k, v in values.items():
+                self.tb.add_scalar(f"val/{k}", float(v), step)
 
     def flush(self) -> None:
         if self.tb is not None:

@@ -31,7 +31,7 @@ from . import distributed as D
 from .batchnorm import set_train_mode, stop_tracking
 from .config import train_sections
 from .init import from_scratch_init, start_model
-from .logs import Meter, TrainLog
+from .logs import VAL_FIELDS, Meter, TrainLog
 from .optim import base_lr, build_optimizer, make_scheduler, optimizer_step, total_steps, warmup_factor
 from .rng import SeededClips, config_dict, read_resumable, resume_warnings, rng_state, seed_everything, \
     set_rng_state
@@ -57,6 +57,9 @@ class Trainer:
         on_step: optional callback ``f(trainer, step)`` after every optimiser step (all ranks).
     """
 
+    VAL_FIELDS = VAL_FIELDS  # the columns of val.csv
+    CLIPS_PER_ITEM = 1       # training samples in one dataset item (the clips/s of log.csv)
+
     def __init__(self, cfg: Config, train_set: Dataset | None = None, val_videos=None,
                  resume: str | None = None, init: str | None = None, device: str | None = None,
                  time_limit: float | None = None, progress: bool = True, on_step=None):
@@ -70,14 +73,14 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.on_step = on_step
         self.out_dir = self.tc.output_dir
-        self.logs = TrainLog(self.out_dir, self.dist.is_main)
+        self.logs = TrainLog(self.out_dir, self.dist.is_main, self.VAL_FIELDS)
         self.history, self.val_history = self.logs.history, self.logs.val_history
         self.autocast_dtype = amp_dtype(self.tc.amp, self.device)
         if self.tc.amp != "none" and self.autocast_dtype is None:
             self.log(f"train.amp={self.tc.amp} applies on CUDA only; training in fp32 on {self.device.type}")
         seed_everything(self.tc.seed)
         self._data(train_set, val_videos)
-        ckpt = read_resumable(resume) if resume else None
+        ckpt = self._read_resumable(resume) if resume else None
         self._network(resume or init, from_scratch=not (resume or init))
         self.optimizer = build_optimizer(self.model, self.tc)
         self.total_steps = total_steps(self.tc, self.steps_per_epoch)
@@ -99,6 +102,10 @@ class Trainer:
         if val_videos is None and self.dist.is_main:
             val_videos = build_val_videos(self.vc)
         self.val_videos = val_videos or []
+        self._sampler()
+
+    def _sampler(self) -> None:
+        """This rank's resumable sampler over ``self.train_set`` and the epoch's length."""
         self.sampler = D.ResumableSampler(len(self.train_set), self.dist.rank, self.dist.world_size,
                                           seed=self.tc.seed)
         self.batches_per_epoch = len(self.sampler)
@@ -110,11 +117,19 @@ class Trainer:
         self.step_module = ClipStep(self.model, self.tc.bank_budget)
         if from_scratch:
             from_scratch_init(self.step_module, self.train_set.inner, self.tc, self.device, self.log)
+        self._wrap()
+
+    def _wrap(self) -> None:
+        """Training mode (BatchNorm as ``train.batchnorm``) and DDP around the step when distributed."""
         set_train_mode(self.model, self.tc.batchnorm)
         self.net = self.step_module
         if self.dist.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _read_resumable(self, path: str) -> dict:
+        """The checkpoint dict at ``path``, checked to hold what a resume needs."""
+        return read_resumable(path)
 
     def _restore(self, ckpt: dict, path: str) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -150,11 +165,15 @@ class Trainer:
         return os.path.join(self.out_dir, "latest.pth")
 
     def _loader(self) -> DataLoader:
+        """This epoch's loader from the current batch on. Its own generator (seeded by seed and
+        epoch) draws the iterator's base seed, so starting it leaves the global generators
+        (dropout) as they were: a resumed run continues as the uninterrupted one."""
         self.sampler.set_epoch(self.epoch, self.batch)
         self.train_set.set_epoch(self.epoch)
         return DataLoader(self.train_set, batch_size=1, sampler=self.sampler,
                           num_workers=self.tc.num_workers, collate_fn=collate_clip,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.tc.seed * 1_000_003 + self.epoch))
 
     def clip_loss(self, sample: dict):
         """Loss of one clip: (loss, cross-entropy, uncertainty loss), scalars (with graph
@@ -196,7 +215,7 @@ class Trainer:
             scores = evaluate(self.model, self.val_videos, self.cfg.inference, self.device,
                               progress=self.progress)
             set_train_mode(self.model, self.tc.batchnorm)
-            self.logs.val_row(self.step, self.epoch, scores)
+            self.logs.val_row(self.step, self.epoch, {"J": scores.J, "F": scores.F, "JF": scores.JF})
             self.log(f"validation at step {self.step}: {scores}")
         D.barrier(self.dist)
         return scores
@@ -241,7 +260,7 @@ class Trainer:
             stepping = acc == self.tc.accumulate or last
             acc_sum += self.train_clip(sample, 1.0 / self.tc.accumulate, sync=stepping).cpu()
             self.batch += 1
-            self._meter.clips += self.dist.world_size
+            self._meter.clips += self.dist.world_size * self.CLIPS_PER_ITEM
             if not stepping:
                 continue
             if self._after_clips(acc_sum / acc, last):

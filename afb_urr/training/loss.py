@@ -1,4 +1,5 @@
-"""Training loss as published: cross-entropy over objects + 0.5 x uncertainty loss."""
+"""Training losses as published: AFB-URR's cross-entropy over objects + 0.5 x uncertainty
+loss; LAVT's class-weighted 2-class cross-entropy."""
 from __future__ import annotations
 
 import math
@@ -48,3 +49,17 @@ def vos_loss(logits: torch.Tensor, probs: torch.Tensor, masks: torch.Tensor,
     ce = F.cross_entropy(logits.float(), target)
     unc = uncertainty_loss(probs.float())
     return ce + uncertainty_weight * unc, ce, unc
+
+
+def referring_loss(logits: torch.Tensor, masks: torch.Tensor, class_weights=(0.9, 1.1)) -> torch.Tensor:
+    """LAVT's loss: 2-class cross-entropy at the input size, weighted mean with
+    weights 0.9 (background) / 1.1 (object) as published.
+
+    logits: B x 2 x H x W; masks: B x H x W (0 background, 1 object).
+    """
+    if logits.dim() != 4 or logits.shape[1] != 2:
+        raise ValueError(f"referring logits must be B x 2 x H x W, got {tuple(logits.shape)}")
+    if masks.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(f"referring masks {tuple(masks.shape)} do not match logits {tuple(logits.shape)}")
+    weight = torch.tensor([float(w) for w in class_weights], device=logits.device)
+    return F.cross_entropy(logits.float(), masks.long(), weight=weight)

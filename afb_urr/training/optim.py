@@ -4,7 +4,9 @@ AdamW over parameter groups (``train.lr_scale`` scales the rate of parameters
 by name prefix). Schedules (``train.lr_schedule``): ``step`` = StepLR halving
 (``lr_gamma``) every ``lr_step`` epochs (published), or MultiStepLR at the
 ``lr_milestones`` optimiser steps; ``cosine`` = half a cosine from ``lr`` to 0
-over the run's optimiser steps. An optional linear warm-up
+over the run's optimiser steps; ``poly`` = ``(1 - step / total) ^ poly_power``
+per step (LAVT's). ``train.no_decay`` names parameters trained without weight
+decay (LAVT: norms and relative position tables). An optional linear warm-up
 (``train.warmup_steps``) scales the scheduler's rate for the first steps.
 """
 from __future__ import annotations
@@ -15,11 +17,14 @@ import torch
 from torch import nn
 
 
-def param_groups(model: nn.Module, lr: float, lr_scale: dict) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, lr_scale: dict, no_decay=(), weight_decay: float | None = None
+                 ) -> list[dict]:
     """Optimiser parameter groups: ``lr * scale`` for the parameters whose names start
     with a prefix of ``lr_scale`` (the longest matching prefix wins), ``lr`` for the
     rest. A prefix that matches no parameter is an error (a typo would silently
-    train at the full rate)."""
+    train at the full rate). Parameters whose name contains a string of
+    ``no_decay`` go to groups of their own with weight decay 0 (the others get
+    ``weight_decay`` when given, else the optimiser's default)."""
     prefixes = sorted(lr_scale, key=len, reverse=True)
     groups: dict = {}
     used = set()
@@ -27,19 +32,27 @@ def param_groups(model: nn.Module, lr: float, lr_scale: dict) -> list[dict]:
         hit = next((q for q in prefixes if name == q or name.startswith(q + ".")), None)
         if hit is not None:
             used.add(hit)
-        groups.setdefault(hit, []).append(p)
+        groups.setdefault((hit, any(n in name for n in no_decay)), []).append(p)
     unused = set(lr_scale) - used
     if unused:
         raise ValueError(f"train.lr_scale: no parameter name starts with {sorted(unused)} "
                          "(names look like keyval_r4.Key.weight, encoder_q.res4.0.conv1.weight)")
-    return [{"params": ps, "lr": lr * (1.0 if q is None else float(lr_scale[q])),
-             "name": q or "default"} for q, ps in groups.items()]
+    out = []
+    for (q, bare), ps in groups.items():
+        group = {"params": ps, "lr": lr * (1.0 if q is None else float(lr_scale[q])),
+                 "name": (q or "default") + (" (no decay)" if bare else "")}
+        if bare:
+            group["weight_decay"] = 0.0
+        elif weight_decay is not None:
+            group["weight_decay"] = weight_decay
+        out.append(group)
+    return out
 
 
 def build_optimizer(model: nn.Module, tc) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups` with ``tc.lr``, ``tc.lr_scale``, ``tc.weight_decay``
     (``tc``: a ``TrainConfig``)."""
-    return torch.optim.AdamW(param_groups(model, tc.lr, tc.lr_scale), lr=tc.lr,
+    return torch.optim.AdamW(param_groups(model, tc.lr, tc.lr_scale, tc.no_decay), lr=tc.lr,
                              weight_decay=tc.weight_decay)
 
 
@@ -55,12 +68,21 @@ def cosine_factor(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+def poly_factor(step: int, total: int, power: float = 0.9) -> float:
+    """Learning-rate factor of ``lr_schedule: poly`` after ``step`` of ``total`` optimiser
+    steps: (1 - step / total) ^ power (LAVT: power 0.9, updated every iteration)."""
+    return (1.0 - min(step, total) / max(total, 1)) ** power
+
+
 def make_scheduler(optimizer, tc, total_steps: int):
     """The learning-rate scheduler of ``tc`` -> (scheduler, stepped after every optimiser
     step (True) or at epoch ends (False)): StepLR per epoch (published), MultiStepLR at
-    ``lr_milestones`` steps, or a cosine over ``total_steps``."""
+    ``lr_milestones`` steps, a cosine or a poly over ``total_steps``."""
     if tc.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total_steps)), True
+    if tc.lr_schedule == "poly":
+        power = tc.poly_power
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_factor(s, total_steps, power)), True
     if tc.lr_milestones:
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, tc.lr_milestones, tc.lr_gamma), True
     return torch.optim.lr_scheduler.StepLR(optimizer, tc.lr_step, tc.lr_gamma), False
