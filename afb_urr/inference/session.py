@@ -2,10 +2,9 @@
 
 How it works
 ------------
-*Annotations.* Each annotated frame t holds a label map of the objects given
-at t and the set of objects removed at t (``remove_object(id, t)``: the object
-is absent there). A later ``add_mask`` at the same frame speaks only for the
-ids it holds; its pixels win over earlier given objects at t.
+*Annotations.* Each annotated frame t holds a label map of the objects given at t and
+the objects removed there (``remove_object(id, t)``). A later ``add_mask`` at t speaks
+only for the ids it holds: it replaces their pixels, and wins over the others' there.
 
 *Runs.* A run is one :class:`Segmenter` started at an annotated frame ``a``
 with the objects given there (its group) and stepped frame by frame in one
@@ -32,10 +31,9 @@ are kept. Runs are keyed by (anchor, direction, annotation version at anchor).
 *Memory.* Frames come from a :class:`FrameCache` (byte budget). Each run keeps
 per frame a label map, the winning probability and the uncertainty (uint8,
 H x W x 3) in a :class:`ResultStore` (byte budget, spilling PNGs to
-``work_dir``); composed frames are stored the same way. Runs of one
-direction advance in lock step, so a frame is decoded once per sweep; the live
-banks are those of the runs in progress, at most one per annotated frame whose
-objects are being propagated.
+``work_dir``); composed frames are stored the same way. Runs of one direction
+advance in lock step, so a frame is decoded once per sweep; the live banks are
+those of the runs in progress (at most one per annotated frame being propagated).
 """
 from __future__ import annotations
 
@@ -50,10 +48,10 @@ import numpy as np
 
 from ..config import USER_EVICTION, USER_NEW_OBJECT, InferenceConfig
 from ..io.frame_cache import FrameCache
-from .segmenter import Segmenter, _as_mask
-from .text import add_text
 from .plan import check_direction, clip_span, governed_spans, governor
 from .results import ResultStore, step_record
+from .segmenter import Segmenter, _as_mask
+from .text import add_text
 from .uncertainty import ObjectStat, frame_score, object_stats, suggest_frames
 
 
