@@ -125,7 +125,6 @@ class VideoSession:
         self.frames_computed = 0                     # frames segmented by runs, all calls
         self.last_computed: list[int] = []           # frames segmented by the last propagate
 
-    # ------------------------------------------------------------ annotations
     def __len__(self) -> int:
         return len(self.frames)
 
