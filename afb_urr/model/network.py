@@ -82,10 +82,9 @@ class AFBURR(nn.Module):
         """
         if frame.dim() == 3:
             frame = frame.unsqueeze(0)
-        k = probs.shape[0]
         frame, _ = pad_to_multiple(frame)
         masks, _ = pad_to_multiple(probs.unsqueeze(1).to(frame.dtype))
-        r4 = self.encoder_m(frame.expand(k, -1, -1, -1), masks)
+        r4 = self.encoder_m(frame, masks)  # the frame is shared by the K masks
         return self.keyval_r4(r4)
 
     def segment(self, frames: torch.Tensor, bank: FeatureBank, count_readout: bool = True,
