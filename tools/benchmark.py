@@ -3,25 +3,29 @@
 
   python tools/benchmark.py                       # CPU: 2000 frames, 240x432, resnet18
   python tools/benchmark.py --device cuda --backbone resnet50 --size 480x854
+  python tools/benchmark.py --fill --budget 10000 --frames 50   # a bank held at 10k entries
 
-Frames are generated procedurally on the fly (a panning textured background and
-moving textured ellipses; deterministic), so the video itself is never held in
-memory: what grows is the model's working memory and the feature bank, which
-the budget bounds. At frames 100, 500, 1000, 2000 (those not past --frames, and
-the last frame) it prints: fps (median over the frames since the previous
-checkpoint), resident memory now and its peak (VmRSS / VmHWM), CUDA max
-allocated, and bank entries. The last line says whether the peak memory at the
-last checkpoint is within 10% of the one at frame 500 (or the first checkpoint
-on shorter runs): CUDA max allocated on a GPU, peak RSS on the CPU.
+Frames are generated procedurally on the fly (afb_urr.bench.ProceduralVideo), so
+the video itself is never held in memory: what grows is the model's working
+memory and the feature bank, which the budget bounds. At frames 100, 500, 1000,
+2000 (those not past --frames, and the last frame) it prints one table row:
+fps and step time (medians over the steps since the previous row), the memory
+read-out's share of the step time, bank entries and bytes, resident memory and
+its peak (VmRSS / VmHWM), and CUDA max allocated. When the run passes frame
+500, a last line says whether the peak memory at the last row is within 10% of
+the one at frame 500: CUDA max allocated on a GPU, peak RSS on the CPU.
+
+A randomly initialised model merges nearly every new feature, so its bank stays
+small and the read-out is never exercised. ``--fill`` turns merging off (and
+evicts the fewest entries, so the bank stays at its budget), steps untimed
+until the bank is full, and then times --frames frames at the full budget.
+``--profile`` prints the top operators (torch.profiler) of a few more steps.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run from a checkout without installing
@@ -29,82 +33,10 @@ if REPO not in sys.path:  # run from a checkout without installing
 
 from afb_urr.cli import HelpFormatter  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 CHECKPOINTS = (100, 500, 1000, 2000)
 REFERENCE_FRAME = 500
 TOLERANCE = 0.10
-MIB = 2.0 ** 20
-
-
-def _texture(rng: np.random.Generator, h: int, w: int, tint) -> np.ndarray:
-    """h x w x 3 float32 texture: smooth blotches (cubic-upsampled noise) plus fine grain, tinted."""
-    import cv2
-    coarse = rng.random((max(2, h // 12), max(2, w // 12), 3), dtype=np.float32)
-    smooth = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    grain = rng.random((h, w, 1), dtype=np.float32)
-    tex = 0.55 * smooth + 0.25 * grain + 0.2 * np.asarray(tint, np.float32)
-    return np.clip(tex * 255.0, 0, 255).astype(np.float32)
-
-
-class ProceduralVideo:
-    """Deterministic synthetic video, computed frame by frame from its index.
-
-    ``frame(t)`` -> (H x W x 3 uint8 RGB, H x W uint8 labels 0..num_objects).
-    A background texture pans slowly; each object is a textured ellipse whose
-    texture moves with it, following a smooth Lissajous path inside the frame
-    and changing size slowly. Later objects occlude earlier ones.
-    """
-
-    def __init__(self, height: int, width: int, num_objects: int = 2, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.h, self.w = height, width
-        self.background = _texture(rng, 2 * height, 2 * width, (0.3, 0.35, 0.3))
-        self.objects = []
-        for i in range(num_objects):
-            tint = rng.random(3)
-            tint[i % 3] = 1.0
-            self.objects.append(dict(
-                texture=_texture(rng, 2 * height, 2 * width, tint),
-                radius=(rng.uniform(0.15, 0.25) * height, rng.uniform(0.1, 0.16) * width),
-                period=(rng.uniform(90, 160), rng.uniform(120, 220), rng.uniform(150, 300)),
-                phase=rng.uniform(0, 2 * np.pi, size=3)))
-        self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32)
-
-    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        h, w = self.h, self.w
-        oy = int(h / 2 * (1 + np.sin(2 * np.pi * t / 700.0)))
-        ox = int(w / 2 * (1 + np.sin(2 * np.pi * t / 900.0 + 1.0)))
-        img = self.background[oy:oy + h, ox:ox + w].copy()
-        labels = np.zeros((h, w), np.uint8)
-        for i, obj in enumerate(self.objects, start=1):
-            py, px, ps = obj["period"]
-            fy, fx, fs = obj["phase"]
-            cy = h * (0.5 + 0.3 * np.sin(2 * np.pi * t / py + fy))
-            cx = w * (0.5 + 0.3 * np.sin(2 * np.pi * t / px + fx))
-            scale = 1.0 + 0.25 * np.sin(2 * np.pi * t / ps + fs)
-            ry, rx = obj["radius"][0] * scale, obj["radius"][1] * scale
-            inside = ((self.yy - cy) / ry) ** 2 + ((self.xx - cx) / rx) ** 2 <= 1.0
-            ty, tx = int(h - cy), int(w - cx)  # texture window that moves with the object
-            img[inside] = obj["texture"][ty:ty + h, tx:tx + w][inside]
-            labels[inside] = i
-        return img.astype(np.uint8), labels
-
-
-def memory_kib() -> tuple[int, int]:
-    """(current RSS, peak RSS) of this process in KiB, from /proc/self/status (getrusage fallback)."""
-    rss = hwm = None
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return (rss if rss is not None else peak), (hwm if hwm is not None else peak)
+NO_MERGE = 2.0  # cosine similarity never exceeds 1: every feature is appended
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -137,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine similarity above which new features merge (config: 0.95); a value "
                         "above 1 disables merging, so that a randomly initialised model (whose "
                         "features all merge) fills the bank and exercises eviction")
+    p.add_argument("--fill", action="store_true",
+                   help="fill the bank before timing: no merging, minimal eviction, untimed steps "
+                        "until the bank reaches its budget; then --frames timed frames at that size")
+    p.add_argument("--fold-batchnorm", action="store_true",
+                   help="fold the frozen BatchNorm layers into the convolutions before segmenting")
+    p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
+                   help="after the run, profile STEPS more steps (default 5) and print the top operators")
     p.add_argument("--seed", type=int, default=0, help="seed of the video and the random model")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 when the peak-memory check fails")
@@ -144,88 +83,84 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> int:
+def build(args):
+    """(segmenter, video, device) for the parsed arguments."""
     import torch
-    from tqdm import tqdm
-
     from afb_urr import AFBURR, Segmenter, load_config, load_model
-    from afb_urr.io import bank_entries
+    from afb_urr.bench import ProceduralVideo
+    from afb_urr.model import fold_batchnorm
 
-    if args.frames < 2:
-        raise ValueError(f"--frames must be at least 2, got {args.frames}")
     device = torch.device(args.device or "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
-    cuda = device.type == "cuda"
     torch.manual_seed(args.seed)
     if args.weights:
         model = load_model(args.weights, device=device)
     else:
-        model = AFBURR(args.backbone or ("resnet50" if cuda else "resnet18")).to(device).eval()
-    cfg = load_config(args.config)
-    seg = Segmenter.from_config(model, cfg.inference, device=device, budget=args.budget,
-                                update_rate=args.update_rate, merge_threshold=args.merge_threshold)
-    video = ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
-    checkpoints = sorted({c for c in CHECKPOINTS if c < args.frames} | {args.frames})
+        model = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).to(device).eval()
+    if args.fold_batchnorm:
+        model = fold_batchnorm(model)
+    overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold)
+    if args.fill:
+        overrides.update(merge_threshold=NO_MERGE, eviction="minimal")
+    seg = Segmenter.from_config(model, load_config(args.config).inference, device=device, **overrides)
+    return seg, ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed), device
 
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from afb_urr import bench
+
+    if args.frames < 2:
+        raise ValueError(f"--frames must be at least 2, got {args.frames}")
+    if args.check and args.frames <= REFERENCE_FRAME:
+        raise ValueError(f"--check compares the last row with frame {REFERENCE_FRAME}: it needs "
+                         f"--frames above {REFERENCE_FRAME}, got {args.frames}")
+    seg, video, device = build(args)
+    cuda = device.type == "cuda"
     print(f"device {device} ({torch.get_num_threads()} threads)"
           + (f" {torch.cuda.get_device_name(device)}" if cuda else "")
-          + f" | backbone {model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
+          + f" | backbone {seg.model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
           f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
-          f" | merge threshold {seg.bank.merge_threshold}")
+          f" | merge threshold {seg.bank.merge_threshold} | eviction {seg.bank.eviction}"
+          + (" | BatchNorm folded" if args.fold_batchnorm else ""))
+    start = 0
+    if args.fill:
+        with tqdm(unit="frame", desc="filling the bank", dynamic_ncols=True) as bar:
+            start = bench.fill_bank(seg, video, seg.bank.budget, on_step=lambda t: bar.update(1))
+        print(f"filled: {len(seg.bank)} entries ({bench.bank_bytes(seg.bank) / bench.MIB:.1f} MiB) "
+              f"after {start} frames")
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    header = (f"{'frame':>6} {'fps':>8} {'RSS MiB':>9} {'peak RSS':>9} "
-              f"{'CUDA max MiB':>12} {'bank entries':>12}")
-    rows, times = [], []
-    prev = 1  # frame 0 only memorises the given mask: leave it out of the timings
-    bar = tqdm(total=args.frames, unit="frame", desc="benchmark", dynamic_ncols=True)
-    bar.write(header, file=sys.stderr)  # live rows on stderr; the final table goes to stdout
-    for t in range(args.frames):
-        frame, labels = video.frame(t)
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        seg.step(frame, mask=labels if t == 0 else None, memorize=t < args.frames - 1)
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-        n = t + 1
-        bar.update(1)
-        if n in checkpoints:
-            window = times[prev:n] or times[-1:]
-            prev = n
-            rss, hwm = memory_kib()
-            row = dict(frame=n, fps=1.0 / statistics.median(window), rss=rss / 1024.0,
-                       peak=hwm / 1024.0,
-                       cuda=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
-                       bank=bank_entries(seg))
-            rows.append(row)
-            bar.write(format_row(row), file=sys.stderr)
-            bar.set_postfix(bank=row["bank"], refresh=False)
-    bar.close()
-
-    print(header)
+    checkpoints = sorted({c for c in CHECKPOINTS if c < args.frames} | {args.frames})
+    with tqdm(total=args.frames, unit="frame", desc="benchmark", dynamic_ncols=True) as bar:
+        rows = bench.run_timed(seg, video, args.frames, checkpoints, start=start,
+                               on_step=lambda n: bar.update(1),
+                               on_row=lambda r: bar.set_postfix(fps=f"{r.fps:.2f}", bank=r.bank_entries))
+    print(bench.format_header())
     for row in rows:
-        print(format_row(row))
-    return 0 if report_check(rows, cuda) or not args.check else 1
-
-
-def format_row(row) -> str:
-    cuda = f"{row['cuda']:12.1f}" if row["cuda"] is not None else f"{'-':>12}"
-    return (f"{row['frame']:>6} {row['fps']:8.2f} {row['rss']:9.1f} {row['peak']:9.1f} "
-            f"{cuda} {row['bank']:>12}")
+        print(bench.format_row(row))
+    ok = report_check(rows, cuda)
+    if args.profile:
+        print(f"top operators over {args.profile} more steps:")
+        print(bench.profile_steps(seg, video, start + args.frames, args.profile))
+    return 1 if args.check and not ok else 0
 
 
 def report_check(rows, cuda: bool) -> bool:
-    """Print whether the last checkpoint's peak is within TOLERANCE of frame 500's; return it."""
-    key, what = ("cuda", "CUDA max allocated") if cuda else ("peak", "peak RSS")
-    ref = next((r for r in rows if r["frame"] == REFERENCE_FRAME), rows[0])
+    """When the run has a row at frame 500 and a later one, print whether the last row's peak
+    is within TOLERANCE of frame 500's and return it; True when there is nothing to compare."""
+    ref = next((r for r in rows if r.frame == REFERENCE_FRAME), None)
     last = rows[-1]
-    growth = last[key] / ref[key] - 1.0
+    if ref is None or last.frame <= REFERENCE_FRAME:
+        return True
+    key, what = ("cuda_max_mib", "CUDA max allocated") if cuda else ("peak_rss_mib", "peak RSS")
+    growth = getattr(last, key) / getattr(ref, key) - 1.0
     ok = growth <= TOLERANCE
-    print(f"{what} at frame {last['frame']}: {last[key]:.1f} MiB vs {ref[key]:.1f} MiB at frame "
-          f"{ref['frame']} ({growth:+.1%}): {'within' if ok else 'NOT within'} {TOLERANCE:.0%}")
+    print(f"{what} at frame {last.frame}: {getattr(last, key):.1f} MiB vs {getattr(ref, key):.1f} MiB at "
+          f"frame {REFERENCE_FRAME} ({growth:+.1%}): {'within' if ok else 'NOT within'} {TOLERANCE:.0%}")
     return ok
 
 
