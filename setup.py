@@ -109,7 +109,15 @@ setup(
     description="Video object segmentation with an Adaptive Feature Bank and Uncertain-Region Refinement",
     packages=find_packages(include=["afb_urr", "afb_urr.*"]),
     python_requires=">=3.10",
-    install_requires=["torch", "torchvision", "numpy", "opencv-python", "pillow", "pyyaml", "tqdm"],
+    install_requires=["torch", "torchvision", "numpy", "opencv-python", "pillow", "pyyaml", "pycocotools", "transformers", "tqdm"],
+    entry_points={"console_scripts": [
+        "afb-urr-infer = afb_urr.cli.infer:main",
+        "afb-urr-train = afb_urr.cli.train:main",
+        "afb-urr-eval = afb_urr.cli.eval:main",
+        "afb-urr-bench = afb_urr.cli.benchmark:main",
+        "afb-urr-bench-eval = afb_urr.cli.bench_eval:main",
+        "afb-urr-bench-urr = afb_urr.cli.bench_urr:main",
+    ]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

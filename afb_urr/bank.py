@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-EVICTION_MODES = ("threshold", "minimal")
+from .config import EVICTION_MODES, InferenceConfig
 
 
 class FeatureBank:
@@ -20,6 +20,8 @@ class FeatureBank:
 
     Args:
         num_objects: K, objects including background.
+        config: an :class:`InferenceConfig` (default: its defaults); the
+            keywords below override its fields:
         budget: entries over all objects; per object ``budget // K``, and
             x0.8 when K == 2 (published behaviour).
         update_rate: r in the merge ``|old| * ((1 - r) * old/|old| + r * mean(new))``.
@@ -28,27 +30,26 @@ class FeatureBank:
             LFU <= int(min LFU) + 1, repeated until the new entries fit) or
             "minimal" (drop only as many least-used entries as needed).
         readout_threshold: attention weight above which a read counts.
-        score_max: read-out scores are clamped to [0, score_max].
         chunk_bytes: most bytes of similarity one absorb materialises.
+        score_max: read-out scores are clamped to [0, score_max].
     """
 
-    def __init__(self, num_objects: int, budget: int = 300000, update_rate: float = 0.1,
-                 merge_threshold: float = 0.95, eviction: str = "threshold",
-                 readout_threshold: float = 1e-3, score_max: float = 1e5,
-                 chunk_bytes: int = 256 * 2**20):
-        if eviction not in EVICTION_MODES:
-            raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {eviction!r}")
-        if budget <= 0:
-            raise ValueError(f"budget must be positive, got {budget}")
-        if not 0.0 <= update_rate <= 1.0:
-            raise ValueError(f"update_rate must be in [0, 1], got {update_rate}")
-        self.budget = int(budget)
-        self.update_rate = float(update_rate)
-        self.merge_threshold = float(merge_threshold)
-        self.eviction = eviction
-        self.readout_threshold = float(readout_threshold)
+    def __init__(self, num_objects: int, config: InferenceConfig | None = None, *,
+                 score_max: float = 1e5, **overrides):
+        cfg = (config or InferenceConfig()).replace(**overrides)
+        if cfg.eviction not in EVICTION_MODES:
+            raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {cfg.eviction!r}")
+        if cfg.budget <= 0:
+            raise ValueError(f"budget must be positive, got {cfg.budget}")
+        if not 0.0 <= cfg.update_rate <= 1.0:
+            raise ValueError(f"update_rate must be in [0, 1], got {cfg.update_rate}")
+        self.budget = int(cfg.budget)
+        self.update_rate = float(cfg.update_rate)
+        self.merge_threshold = float(cfg.merge_threshold)
+        self.eviction = cfg.eviction
+        self.readout_threshold = float(cfg.readout_threshold)
         self.score_max = float(score_max)
-        self.chunk_bytes = int(chunk_bytes)
+        self.chunk_bytes = int(cfg.chunk_bytes)
         self._set_objects(num_objects)
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []

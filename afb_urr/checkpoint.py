@@ -80,24 +80,26 @@ def load_model(path: str, device: str | torch.device = "cpu") -> AFBURR:
         raise CheckpointError(f"{path}: {e}") from None
     model = AFBURR(backbone)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        def head(xs):
-            return ", ".join(xs[:8]) + (f" ... ({len(xs)} in all)" if len(xs) > 8 else "")
-        parts = [f"{path} is not an AFB-URR ({backbone}) checkpoint:"]
-        if missing:
-            parts.append(f"missing keys: {head(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {head(unexpected)}")
-        if wrong:
-            parts.append(f"shape mismatches: {head(wrong)}")
+    problems = key_mismatches(state, expected)
+    if problems:
+        parts = [f"{path} is not an AFB-URR ({backbone}) checkpoint:"] + problems
         raise CheckpointError("\n  ".join(parts))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def key_mismatches(state: dict, expected: dict, shown: int = 8) -> list[str]:
+    """What keeps ``state`` from loading strictly into a model whose state_dict is ``expected``:
+    phrases naming the missing keys, unexpected keys and shape mismatches (empty when it fits)."""
+    def head(xs):
+        return ", ".join(xs[:shown]) + (f" ... ({len(xs)} in all)" if len(xs) > shown else "")
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    named = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
+    return [f"{what}: {head(xs)}" for what, xs in named if xs]
 
 
 def save_checkpoint(path: str, model: torch.nn.Module, epoch: int = 0, optimizer=None, loss=None,

@@ -1,20 +1,35 @@
-"""YAML configs -> dataclasses. The one place configs are read.
+"""YAML configs -> dataclasses: the one place configs are read, with an explicit schema.
 
-A config file has sections (``model``, ``inference``, and the training
-sections); each maps onto one dataclass below. Unknown sections or keys are
-errors that name the offending key, so a typo never silently falls back to a
-default.
+A config file is a mapping of sections; :data:`SECTIONS` names every section
+and the dataclass it becomes:
+
+    model       ModelConfig      network shape (backbone)
+    inference   InferenceConfig  per-video memory (feature bank) and read-out
+    data        DataConfig       training dataset and clip sampling
+    train       TrainConfig      optimisation, checkpoints, logging
+    val         ValConfig        J&F validation on held-out synthetic videos
+
+A new section is one dataclass, one entry in ``SECTIONS`` and one field of
+:class:`Config`. Unknown sections or keys are errors that name the offending
+key, so a typo never silently falls back to a default. Each default lives
+here once: the Segmenter and the FeatureBank take an :class:`InferenceConfig`.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+EVICTION_MODES = ("threshold", "minimal")
+NEW_OBJECT_MODES = ("reset", "keep")
+AMP_MODES = ("none", "bf16", "fp16")
+LR_SCHEDULES = ("step", "cosine")
+BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm
 
 
 @dataclass
@@ -34,27 +49,149 @@ class InferenceConfig:
     eviction: str = "threshold"      # "threshold" (published LFU loop) or "minimal"
     new_object: str = "reset"        # "reset" (published) or "keep" earlier memory
 
+    def replace(self, **overrides) -> "InferenceConfig":
+        """A copy with the given fields changed; ``None`` values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class DataConfig:
+    """A ``data:`` section: the training dataset (see :func:`afb_urr.data.build_dataset`).
+
+    dataset: "synthetic", "davis", "youtube_vos" or "static".
+    root: dataset folder (a list of folders for "static"); unused for "synthetic".
+    split: "train" / "val" (DAVIS ImageSets list, YouTube-VOS split folder,
+        synthetic split).
+    repeat: visits of each video per epoch.
+    clip: :class:`afb_urr.data.ClipConfig` fields overriding the dataset's published
+        preset (e.g. clip_len, crop_size, ordered, max_gap, max_objects).
+    synthetic: :class:`afb_urr.data.SyntheticClips` arguments (num_videos,
+        num_frames, size, min_objects, max_objects, late_object_prob, cache_size).
+    """
+    dataset: str = "synthetic"
+    root: Any = None
+    split: str = "train"
+    repeat: int = 1
+    clip: dict = field(default_factory=dict)
+    synthetic: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpointing and logging.
+
+    Published settings: AdamW, batch of one clip, BatchNorm frozen, StepLR
+    halving the learning rate every ``lr_step`` epochs. ``lr_schedule: cosine``
+    instead follows half a cosine from ``lr`` at step 0 to 0 at the last step
+    (``epochs`` x steps per epoch, or ``max_steps``), updated every step;
+    ``lr_milestones`` decays by ``lr_gamma`` at the given optimiser steps.
+    """
+    lr: float = 1e-5                  # AdamW learning rate (1e-5 stage 0, 4e-6 fine-tuning)
+    weight_decay: float = 0.01        # AdamW weight decay (torch default)
+    epochs: int = 12                  # epochs to train
+    lr_step: int = 3                  # StepLR: epochs between decays
+    lr_gamma: float = 0.5             # StepLR: decay factor
+    lr_schedule: str = "step"         # step (published: StepLR per epoch) | cosine (per step, to 0 at the last step)
+    lr_milestones: list = field(default_factory=list)  # with step: decay by lr_gamma at these optimiser steps instead of every lr_step epochs
+    uncertainty_weight: float = 0.5   # loss = CE + w * uncertainty loss
+    accumulate: int = 1               # clips per optimiser step (gradient accumulation)
+    amp: str = "none"                 # autocast on CUDA: none | bf16 | fp16 (fp16 uses a GradScaler)
+    clip_grad: float = 0.0            # max gradient norm; 0 = off (published: off)
+    warmup_steps: int = 0             # linear learning-rate warm-up over the first N steps; 0 = off (published: off)
+    batchnorm: str = "frozen"         # frozen (published) | train | track: see afb_urr.training.batchnorm
+    pretrained: bool = True           # ImageNet trunks (torchvision) when not starting from --init/--resume
+    same_trunk_init: bool = False     # from scratch: memory trunk starts as a copy of the query trunk (as ImageNet init gives)
+    bn_init_clips: int = 0            # from scratch: BatchNorm statistics averaged over this many clips first
+    decoder_init_std: float = 0.0     # from scratch: rescale decoder convs to unit output std, logits to this; 0 = off
+    lr_scale: dict = field(default_factory=dict)  # {parameter-name prefix: lr multiplier}, e.g. {keyval_r4.Key: 0.1}
+    max_steps: int = 0                # stop after this many optimiser steps; 0 = run all epochs
+    seed: int = 0                     # seeds model init, data order and augmentation
+    num_workers: int = 2              # DataLoader worker processes per rank
+    output_dir: str = "runs/train"    # checkpoints, CSV log, TensorBoard events
+    save_every: int = 1               # keep a numbered checkpoint every N epochs (latest always written)
+    checkpoint_steps: int = 0         # also write the latest checkpoint every N steps; 0 = epoch ends only
+    log_every: int = 10               # CSV/TensorBoard row every N optimiser steps
+    bank_budget: int = 10_000_000     # bank entries during training (large: no eviction)
+
+    def __post_init__(self):
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        for name in ("epochs", "lr_step", "accumulate", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        self.lr_scale = dict(self.lr_scale or {})
+        for prefix, scale in self.lr_scale.items():
+            if not isinstance(prefix, str) or not prefix:
+                raise ValueError(f"train.lr_scale keys must be parameter-name prefixes, got {prefix!r}")
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0:
+                raise ValueError(f"train.lr_scale[{prefix!r}] must be a number >= 0, got {scale!r}")
+        self.lr_milestones = list(self.lr_milestones or [])
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.lr_milestones) \
+                or self.lr_milestones != sorted(set(self.lr_milestones)):
+            raise ValueError(f"train.lr_milestones must be increasing optimiser steps >= 1, got {self.lr_milestones}")
+        if self.lr_milestones and self.lr_schedule != "step":
+            raise ValueError("train.lr_milestones applies to lr_schedule: step only")
+        if self.decoder_init_std < 0:
+            raise ValueError(f"train.decoder_init_std must be >= 0, got {self.decoder_init_std}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if self.batchnorm not in BN_MODES:
+            raise ValueError(f"train.batchnorm must be one of {BN_MODES}, got {self.batchnorm!r}")
+        for name in ("max_steps", "checkpoint_steps", "bn_init_clips",
+                     "num_workers", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class ValConfig:
+    """J&F validation on held-out synthetic videos (the "val" split, whose seeds
+    never meet the training split's), segmented as ``tools/infer.py`` does:
+    first-frame truth, bank updates on (the ``inference`` section's settings).
+    """
+    videos: int = 0                   # held-out videos; 0 = no validation
+    frames: int = 20                  # frames per video
+    size: tuple = (120, 216)          # (H, W)
+    min_objects: int = 1
+    max_objects: int = 3
+    every: int = 0                    # also validate every N epochs; 0 = at the end only
+
+    def __post_init__(self):
+        self.size = tuple(int(v) for v in self.size)
+        if len(self.size) != 2 or min(self.size) < 16:
+            raise ValueError(f"val.size must be (H, W) with both >= 16, got {self.size}")
+        if self.videos < 0 or self.every < 0:
+            raise ValueError("val.videos and val.every must be >= 0")
+        if self.frames < 2:
+            raise ValueError(f"val.frames must be >= 2, got {self.frames}")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"val: need 1 <= min_objects <= max_objects, got "
+                             f"{self.min_objects}, {self.max_objects}")
+
+
+# Section name -> dataclass: the whole schema.
+SECTIONS: dict[str, type] = {"model": ModelConfig, "inference": InferenceConfig, "data": DataConfig,
+                             "train": TrainConfig, "val": ValConfig}
+
 
 @dataclass
 class Config:
+    """A whole config file: one attribute per section of :data:`SECTIONS`."""
     model: ModelConfig = field(default_factory=ModelConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
-    # Extra sections registered by other parts of the package (training, data):
-    # name -> dataclass instance.
-    extra: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+
+    def as_dict(self) -> dict[str, dict]:
+        """Every section as plain data (for checkpoints and logs)."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
 
-# Section name -> dataclass type. Training code registers its sections with
-# ``register_section`` so that this module stays the one reader.
-_SECTIONS: dict[str, type] = {"model": ModelConfig, "inference": InferenceConfig}
-
-
-def register_section(name: str, cls: type) -> None:
-    """Make ``name:`` a valid top-level section parsed into dataclass ``cls``."""
-    _SECTIONS[name] = cls
-
-
-def _build(cls: type, values: dict[str, Any], where: str):
+def build_section(cls: type, values: dict[str, Any] | None, where: str):
+    """``cls(**values)`` with unknown keys named; ``where`` prefixes the error."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -76,12 +213,7 @@ def resolve_path(path: str) -> str:
     raise FileNotFoundError(f"config not found: {path!r} (looked also in {CONFIG_DIR})")
 
 
-def load_config(path: str | None = None) -> Config:
-    """Read a YAML config into a :class:`Config`; ``None`` gives the defaults."""
-    cfg = Config()
-    if path is None:
-        return cfg
-    path = resolve_path(path)
+def _read_yaml(path: str) -> dict:
     try:
         with open(path) as f:
             raw = yaml.safe_load(f) or {}
@@ -89,15 +221,31 @@ def load_config(path: str | None = None) -> Config:
         raise ValueError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping of sections")
-    unknown = sorted(set(raw) - set(_SECTIONS))
+    return raw
+
+
+def load_config(path: str | None = None, sections: Iterable[str] | None = None) -> Config:
+    """Read a YAML config into a :class:`Config`; ``None`` gives the defaults.
+
+    ``sections``: the sections the caller understands (default: all of
+    :data:`SECTIONS`). Only those are parsed and checked; the file's other
+    known sections are skipped (so inference reads a training config), and
+    sections outside the schema are always errors. Absent sections keep
+    their defaults.
+    """
+    wanted = list(SECTIONS) if sections is None else list(sections)
+    bad = sorted(set(wanted) - set(SECTIONS))
+    if bad:
+        raise ValueError(f"unknown section(s) {bad} asked for; valid: {sorted(SECTIONS)}")
+    cfg = Config()
+    if path is None:
+        return cfg
+    path = resolve_path(path)
+    raw = _read_yaml(path)
+    unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {unknown}; valid: {sorted(_SECTIONS)}")
-    for name, values in raw.items():
-        obj = _build(_SECTIONS[name], values, f"{path}: section '{name}'")
-        if name == "model":
-            cfg.model = obj
-        elif name == "inference":
-            cfg.inference = obj
-        else:
-            cfg.extra[name] = obj
+        raise ValueError(f"{path}: unknown section(s) {unknown}; valid: {sorted(SECTIONS)}")
+    for name in wanted:
+        if name in raw:
+            setattr(cfg, name, build_section(SECTIONS[name], raw[name], f"{path}: section '{name}'"))
     return cfg

@@ -9,8 +9,10 @@ For object i with bank keys Kb (Ck x M) and values Vb (Cv x M), query key kq
 
 The query positions are processed in chunks so that no more than
 ``chunk_bytes`` of attention (P and its temporaries) exist at once, whatever
-the bank size. During inference every entry also counts the query positions
-whose weight exceeds ``threshold`` (the read-out count the bank's LFU uses).
+the bank size. On request every entry also counts the query positions whose
+weight exceeds ``threshold`` (the read-out counts the bank's LFU uses); the
+read returns them and never changes the bank: the caller adds them
+(:meth:`FeatureBank.add_readout`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import math
 import torch
 
 from .bank import FeatureBank
+from .config import InferenceConfig
 
 
 def _chunk_len(entries: int, chunk_bytes: int, elem: int, grad: bool) -> int:
@@ -30,7 +33,7 @@ def _chunk_len(entries: int, chunk_bytes: int, elem: int, grad: bool) -> int:
 
 
 def read_object(keys: torch.Tensor, values: torch.Tensor, qk: torch.Tensor,
-                chunk_bytes: int = 256 * 2**20, threshold: float | None = None):
+                chunk_bytes: int = InferenceConfig.chunk_bytes, threshold: float | None = None):
     """Read one object's bank. keys Ck x M, values Cv x M, qk B x Ck x N.
 
     Returns (read B x Cv x N, counts M or None). ``counts[j]`` is the number of
@@ -65,17 +68,18 @@ def read_object(keys: torch.Tensor, values: torch.Tensor, qk: torch.Tensor,
     return torch.stack(reads), counts
 
 
-def read_bank(bank: FeatureBank, qk: torch.Tensor, qv: torch.Tensor, chunk_bytes: int = 256 * 2**20,
-              count: bool = True) -> torch.Tensor:
-    """Read every object's bank: qk B x Ck x N, qv B x Cv x N -> B x K x 2Cv x N.
+def read_bank(bank: FeatureBank, qk: torch.Tensor, qv: torch.Tensor,
+              chunk_bytes: int = InferenceConfig.chunk_bytes, count: bool = False):
+    """Read every object's bank: qk B x Ck x N, qv B x Cv x N -> (B x K x 2Cv x N, counts).
 
-    With ``count`` the bank's read-out scores get log(count + 1) per entry.
+    ``counts`` is None, or with ``count`` one tensor per object (M_i entries):
+    how many query positions read each entry above the bank's read-out
+    threshold. The bank is not changed.
     """
-    outs = []
+    outs, counts = [], []
     for i in range(bank.num_objects):
-        read, counts = read_object(bank.keys[i], bank.values[i], qk, chunk_bytes,
-                                   bank.readout_threshold if count else None)
-        if counts is not None:
-            bank.add_readout(i, counts)
+        read, c = read_object(bank.keys[i], bank.values[i], qk, chunk_bytes,
+                              bank.readout_threshold if count else None)
+        counts.append(c)
         outs.append(torch.cat([read, qv], dim=1))
-    return torch.stack(outs, dim=1)
+    return torch.stack(outs, dim=1), (counts if count else None)

@@ -92,7 +92,7 @@ export -f toolchain repro build
 step toolchain 30 bash -c toolchain
 step build 240 bash -c build
 step repro 60 bash -c repro
-step tests_cuda 150 python -m pytest -q -x tests/test_ops.py tests/test_model.py tests/test_fold.py
+step tests_cuda 150 python -m pytest -q -x tests/test_ops.py tests/test_model.py tests/test_model_fold.py
 for kernel in tile stream; do
   step "bench_urr_$kernel" 60 env AFB_URR_CUDA_KERNEL=$kernel python tools/bench_urr.py --device cuda
 done

@@ -10,14 +10,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_tool(name: str):
-    """Import ``tools/<name>.py`` as a fresh module (the tools are scripts, not a package)."""
+    """Import ``tools/<name>.py`` as a fresh module (the thin scripts over afb_urr.cli)."""
     spec = importlib.util.spec_from_file_location(f"tools_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-REFERENCE = os.path.join(ROOT, "..", "shared", "reference")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
+"""afb_urr.config: the explicit schema of every section, read in one place."""
 import pytest
 
-from afb_urr.config import InferenceConfig, load_config
+from afb_urr import FeatureBank, Segmenter
+from afb_urr.config import SECTIONS, DataConfig, InferenceConfig, TrainConfig, load_config
 
 
 def test_shipped_configs():
@@ -29,3 +31,41 @@ def test_unknown_key_and_section_are_named(tmp_path):
         load_config(str(p))
     with pytest.raises(FileNotFoundError, match="no_such_config"):
         load_config("no_such_config")
+
+
+def test_every_section_is_known_without_imports():
+    cfg = load_config("train_synthetic")
+    assert set(SECTIONS) == {"model", "inference", "data", "train", "val"}
+    assert isinstance(cfg.train, TrainConfig) and cfg.train.batchnorm == "track"
+    assert isinstance(cfg.data, DataConfig) and cfg.data.dataset == "synthetic"
+    assert cfg.val.videos == 8 and cfg.model.backbone == "resnet18"
+
+
+def test_sections_a_caller_understands(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  backbone: resnet18\ninference:\n  budget: 10\ntrain:\n  lr: -1\n")
+    with pytest.raises(ValueError, match="train.lr must be positive"):
+        load_config(str(p))
+    cfg = load_config(str(p), sections=("model", "inference"))  # the train section is skipped
+    assert cfg.inference.budget == 10 and cfg.model.backbone == "resnet18" and cfg.train == TrainConfig()
+    p.write_text("inference:\n  budget: 10\nreferrin: {}\n")
+    with pytest.raises(ValueError, match="referrin"):
+        load_config(str(p), sections=("inference",))
+    with pytest.raises(ValueError, match="unknown section"):
+        load_config(None, sections=("nope",))
+
+
+def test_inference_config_feeds_the_bank_and_the_segmenter(light_model):
+    cfg = InferenceConfig(budget=1234, update_rate=0.05, merge_threshold=0.9, readout_threshold=1e-4)
+    bank = FeatureBank(2, cfg)
+    assert (bank.budget, bank.update_rate, bank.merge_threshold, bank.readout_threshold) == (1234, 0.05, 0.9, 1e-4)
+    assert FeatureBank(2, cfg, budget=99).budget == 99  # keywords override the config
+    default = FeatureBank(2)
+    assert (default.budget, default.update_rate, default.merge_threshold, default.readout_threshold) == \
+        (300000, 0.1, 0.95, 1e-3)
+    seg = Segmenter(light_model, cfg, device="cpu", update_rate=None, new_object="keep")
+    assert seg.config == InferenceConfig(budget=1234, update_rate=0.05, merge_threshold=0.9,
+                                         readout_threshold=1e-4, new_object="keep")
+    assert seg.bank.budget == 1234 and seg.bank.readout_threshold == 1e-4
+    with pytest.raises(TypeError):
+        FeatureBank(2, cfg, budjet=5)

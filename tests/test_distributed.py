@@ -7,6 +7,8 @@ import textwrap
 import pytest
 import torch
 
+from afb_urr.training.distributed import ResumableSampler
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = textwrap.dedent('''
@@ -16,7 +18,7 @@ WORKER = textwrap.dedent('''
     from afb_urr.config import Config, ModelConfig
     from afb_urr.data import DataConfig
     from afb_urr.training.config import TrainConfig, ValConfig
-    from afb_urr.training.trainer import Trainer
+    from afb_urr.training.loop import Trainer
 
     torch.set_num_threads(1)
     out = sys.argv[1]
@@ -37,7 +39,7 @@ WORKER = textwrap.dedent('''
 
     tc = TrainConfig(lr=1e-3, epochs=1, pretrained=False, num_workers=0, log_every=1, max_steps=3,
                      batchnorm="track", decoder_init_std=1.0, output_dir=os.path.join(out, "run"))
-    cfg = Config(model=ModelConfig("resnet18"), extra={"train": tc, "data": DataConfig(), "val": ValConfig()})
+    cfg = Config(model=ModelConfig("resnet18"), train=tc, data=DataConfig(), val=ValConfig())
 
     def flat(model):
         return torch.cat([p.detach().flatten() for p in model.parameters()])
@@ -82,3 +84,17 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     assert len(rows) == 4  # header + 3 steps
     blob = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)
     assert blob["world_size"] == 2 and blob["step"] == 3
+
+
+def test_sampler_resume_and_ranks():
+    full = ResumableSampler(7, seed=3)
+    full.set_epoch(2)
+    order = list(full)
+    part = ResumableSampler(7, seed=3)
+    part.set_epoch(2, start=4)
+    assert list(part) == order[4:] and len(part) == 3
+    ranks = [ResumableSampler(7, rank=r, world_size=2, seed=3) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(2)
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 4 and set(a) | set(b) == set(range(7))

@@ -1,6 +1,6 @@
 """afb_urr.evaluation against a literal, slow reading of the DAVIS definitions.
 
-The reference below follows metrics.md word by word (per-pixel boundary
+The reference below follows the definitions in afb_urr/evaluation/metrics.py word by word (per-pixel boundary
 rules, dilation by testing every disk offset, the stated precision / recall
 conventions, the uint8 decay bins); it shares no code with the package.
 Tolerance: 1e-12 (the fast path does the same float operations, so the
@@ -89,7 +89,7 @@ def ref_dilate(b: np.ndarray, r: int) -> np.ndarray:
 
 
 def ref_jf(gt: np.ndarray, res: np.ndarray, bound_th: float = 0.008, boundary=ref_boundary_loops):
-    """(J, F) of binary masks per metrics.md."""
+    """(J, F) of binary masks per the definitions in metrics.py."""
     g = np.asarray(gt).astype(bool)
     s = np.asarray(res).astype(bool)
     union = int((g | s).sum())
@@ -119,7 +119,7 @@ def ref_labels(gt_labels, res_labels, n, bound_th=0.008, boundary=ref_boundary_l
 
 
 def ref_stats(values, davis_bins=True):
-    """mean, recall, decay as metrics.md states, uint8 bin edges for DAVIS."""
+    """mean, recall, decay as metrics.py states, uint8 bin edges for DAVIS."""
     v = np.asarray(values, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -191,7 +191,7 @@ def test_disk_and_tolerance():
             for x in range(-r, r + 1):
                 assert d[y + r, x + r] == (x * x + y * y <= r * r)
     assert disk(7).sum() == 149
-    assert bound_pixels(480, 854) == 8  # ceil(0.008 * 979.65); metrics.md says 7, the package gives 8
+    assert bound_pixels(480, 854) == 8  # ceil(0.008 * 979.65), as the package gives
     for H, W in [(480, 910), (1, 1), (37, 53), (720, 1280), (100, 100)]:
         assert bound_pixels(H, W) == ref_radius(H, W, 0.008)
     assert bound_pixels(10, 10, 3) == 3

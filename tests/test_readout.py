@@ -45,12 +45,15 @@ def test_readout_counting_by_hand():
     qk = torch.tensor([[[1.0, 1.0], [0.0, 0.9]]])  # B=1, Ck=2, N=2: q0=(1,0), q1=(1,0.9)
     bank = FeatureBank(1, budget=100)
     bank.init(keys[None], values[None], 0)
-    read_bank(bank, qk, torch.zeros(1, 1, 2))
+    _, counts = read_bank(bank, qk, torch.zeros(1, 1, 2), count=True)
     p = torch.softmax(keys.t() @ qk[0] / math.sqrt(2), dim=0)
-    counts = (p > 1e-3).sum(1)
-    assert counts.tolist() == [2, 0, 1]
+    assert (p > 1e-3).sum(1).tolist() == [2, 0, 1]
+    assert [c.tolist() for c in counts] == [[2, 0, 1]]
+    assert bank.scores[0].tolist() == [0.0, 0.0, 0.0]  # the read never writes the bank
+    bank.add_readout(0, counts[0])
     torch.testing.assert_close(bank.scores[0], torch.log(torch.tensor([3.0, 1.0, 2.0])))
-    read_bank(bank, qk, torch.zeros(1, 1, 2), count=False)
+    _, none = read_bank(bank, qk, torch.zeros(1, 1, 2), count=False)
+    assert none is None
     torch.testing.assert_close(bank.scores[0], torch.log(torch.tensor([3.0, 1.0, 2.0])))
 
 
@@ -60,7 +63,7 @@ def test_read_bank_concatenates_query_value_per_object():
     bank.init(torch.randn(3, 8, 20, generator=g), torch.randn(3, 6, 20, generator=g), 0)
     bank.absorb(torch.randn(3, 8, 20, generator=g), torch.randn(3, 6, 20, generator=g), 1)
     qk, qv = torch.randn(2, 8, 10, generator=g), torch.randn(2, 6, 10, generator=g)
-    out = read_bank(bank, qk, qv)
+    out, _ = read_bank(bank, qk, qv)
     assert out.shape == (2, 3, 12, 10)
     for i in range(3):
         ref, _ = _plain_read(bank.keys[i], bank.values[i], qk)

@@ -9,6 +9,7 @@ from .clips import (ArrayVideo, ClipConfig, ClipDataset, NoObjectError, choose_f
 from .davis import DAVISClips, davis_sequence
 from .factory import DATASETS, DataConfig, build_dataset
 from .files import FileVideo
+from .referring import ReferringSamples
 from .static import StaticImageClips
 from .synthetic import DEMO_SEED, SyntheticClips, SyntheticVideo, SyntheticVideos, render_video, split_seed
 from .youtube_vos import YouTubeVOSClips, read_meta
@@ -18,5 +19,5 @@ __all__ = [
     "ArrayVideo", "FileVideo",
     "DAVISClips", "davis_sequence", "YouTubeVOSClips", "read_meta", "StaticImageClips",
     "SyntheticClips", "SyntheticVideos", "SyntheticVideo", "render_video", "split_seed", "DEMO_SEED",
-    "DataConfig", "build_dataset", "DATASETS",
+    "DataConfig", "build_dataset", "DATASETS", "ReferringSamples",
 ]

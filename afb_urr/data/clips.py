@@ -1,4 +1,4 @@
-"""Training clips: frame choice, object choice, joint image+mask augmentation.
+"""Training clips: frame choice, object choice, and the clip sample every dataset returns.
 
 Every training dataset returns the same sample (one clip; batch size is one
 clip because the number of objects varies):
@@ -24,26 +24,22 @@ frames instead.
 
 All randomness comes from one ``numpy.random.Generator`` passed in: a dataset
 derives it from (seed, epoch, index), so ``dataset[i]`` is reproducible, in
-any worker, for exact resume. The warps themselves are the
-``torchvision.transforms.v2.functional`` kernels applied to ``tv_tensors.Image``
-and ``tv_tensors.Mask`` with the same parameters (masks use nearest
-interpolation and fill 0 = background).
+any worker, for exact resume. The augmentation itself (jitter, affine warp,
+crops) lives in :mod:`afb_urr.data.augment`.
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 import torch
 from torchvision import tv_tensors
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from ..io import void_to_background
+from .augment import affine, choose_crop, crop_image, crop_mask, jitter
 
 
 class NoObjectError(ValueError):
@@ -217,69 +213,20 @@ def _first_frame(video: VideoSource, cfg: ClipConfig, rng: np.random.Generator) 
     raise NoObjectError(f"video {video.name!r}: no object found in the frames tried as clip start")
 
 
-# ------------------------------------------------------------------ augmentation
+def _keep_visible(masks: torch.Tensor, n_chosen: int, cfg: ClipConfig, name: str, first: int):
+    """Drop the objects too small in the cropped first frame and renumber the rest 1..N.
 
-def _jitter(img: torch.Tensor, cfg: ClipConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Colour jitter (brightness, contrast, saturation, hue in a random order) of a 3 x H x W image."""
-    ops = []
-    if cfg.brightness > 0:
-        f = rng.uniform(max(0.0, 1 - cfg.brightness), 1 + cfg.brightness)
-        ops.append(lambda x, f=f: TF.adjust_brightness(x, f))
-    if cfg.contrast > 0:
-        f = rng.uniform(max(0.0, 1 - cfg.contrast), 1 + cfg.contrast)
-        ops.append(lambda x, f=f: TF.adjust_contrast(x, f))
-    if cfg.saturation > 0:
-        f = rng.uniform(max(0.0, 1 - cfg.saturation), 1 + cfg.saturation)
-        ops.append(lambda x, f=f: TF.adjust_saturation(x, f))
-    if cfg.hue > 0:
-        f = rng.uniform(-cfg.hue, cfg.hue)
-        ops.append(lambda x, f=f: TF.adjust_hue(x, f))
-    for k in rng.permutation(len(ops)).tolist():
-        img = ops[k](img)
-    return img
-
-
-def _affine(img: tv_tensors.Image, mask: tv_tensors.Mask, cfg: ClipConfig, rng: np.random.Generator):
-    """One random affine warp applied to an image (bilinear, fill black) and its mask (nearest, fill 0)."""
-    h, w = img.shape[-2:]
-    angle = float(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees))
-    tx = float(np.round(rng.uniform(-cfg.affine_translate, cfg.affine_translate) * w))
-    ty = float(np.round(rng.uniform(-cfg.affine_translate, cfg.affine_translate) * h))
-    scale = float(rng.uniform(*cfg.affine_scale))
-    shear = float(rng.uniform(-cfg.affine_shear, cfg.affine_shear))
-    kw = dict(angle=angle, translate=[tx, ty], scale=scale, shear=[shear, 0.0])
-    img = TF.affine(img, interpolation=InterpolationMode.BILINEAR, fill=0, **kw)
-    mask = TF.affine(mask, fill=0, **kw)
-    return img, mask
-
-
-def _crop_window(h: int, w: int, cfg: ClipConfig, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """A random crop window (top, left, height, width) inside an h x w image."""
-    out_h, out_w = cfg.crop_size
-    short = min(h, w) * rng.uniform(*cfg.crop_scale)
-    ratio = (out_w / out_h) * math.exp(rng.uniform(math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])))
-    if ratio >= 1:
-        ch, cw = short, short * ratio
-    else:
-        ch, cw = short / ratio, short
-    ch = int(min(max(round(ch), 1), h))
-    cw = int(min(max(round(cw), 1), w))
-    top = int(rng.integers(0, h - ch + 1))
-    left = int(rng.integers(0, w - cw + 1))
-    return top, left, ch, cw
-
-
-def _crop_mask(mask: tv_tensors.Mask, box, size) -> torch.Tensor:
-    return TF.resized_crop(mask, *box, size=list(size))
-
-
-def _acceptable(cropped: torch.Tensor, first: bool, cfg: ClipConfig) -> bool:
-    """Crop test: background above ``min_background``; on the first frame also an object kept."""
-    counts = torch.bincount(cropped.reshape(-1).long(), minlength=256)
-    total = cropped.numel()
-    if counts[0].item() <= cfg.min_background * total:
-        return False
-    return (not first) or bool((counts[1:] >= cfg.min_object_pixels).any())
+    masks: T x H x W labels 0..n_chosen -> (T x H x W relabelled, kept old labels).
+    """
+    counts = torch.bincount(masks[0].reshape(-1), minlength=n_chosen + 1)
+    keep = [k for k in range(1, n_chosen + 1) if counts[k].item() >= cfg.min_object_pixels]
+    if not keep:  # the whole-frame fallback can still lose a tiny object in the resize
+        keep = [int(torch.argmax(counts[1:]).item()) + 1] if counts[1:].sum() > 0 else []
+    if not keep:
+        raise NoObjectError(f"video {name!r}: the objects of frame {first} vanish at crop size {cfg.crop_size}")
+    relabel = torch.zeros(n_chosen + 1, dtype=torch.long)
+    relabel[torch.tensor(keep)] = torch.arange(1, len(keep) + 1)
+    return relabel[masks], keep
 
 
 def sample_clip(video: VideoSource, cfg: ClipConfig, rng: np.random.Generator) -> dict:
@@ -305,44 +252,21 @@ def sample_clip(video: VideoSource, cfg: ClipConfig, rng: np.random.Generator) -
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(lut[lab])[None])
         if cfg.augment and i > 0:
-            img, mask = _affine(img, mask, cfg, rng)
-        h, w = img.shape[-2:]
+            img, mask = affine(img, mask, cfg, rng)
         if box is None or not cfg.same_crop:
-            box, ok = None, False
-            for _ in range(cfg.crop_tries):
-                box = _crop_window(h, w, cfg, rng)
-                cm = _crop_mask(mask, box, cfg.crop_size)
-                if _acceptable(cm, i == 0, cfg):
-                    ok = True
-                    break
-            if not ok and i == 0:
-                box = (0, 0, h, w)  # the whole frame keeps every object
-        cm = _crop_mask(mask, box, cfg.crop_size)
-        ci = TF.resized_crop(img, *box, size=list(cfg.crop_size), interpolation=InterpolationMode.BILINEAR,
-                             antialias=True)
-        ci = ci.as_subclass(torch.Tensor).float().div_(255.0)
+            box = choose_crop(mask, i == 0, cfg, rng)
+        ci = crop_image(img, box, cfg.crop_size)
         if cfg.augment and i > 0:  # on the (smaller) crop
-            ci = _jitter(ci, cfg, rng).clamp_(0.0, 1.0)
+            ci = jitter(ci, cfg, rng).clamp_(0.0, 1.0)
         out_frames.append(ci)
-        out_masks.append(cm.as_subclass(torch.Tensor)[0])
+        out_masks.append(crop_mask(mask, box, cfg.crop_size).as_subclass(torch.Tensor)[0])
 
     frames = torch.stack(out_frames)          # T x 3 x H x W float in [0, 1]
     masks = torch.stack(out_masks).long()     # T x H x W, labels 0..len(chosen)
     if flip:
         frames, masks = frames.flip(-1), masks.flip(-1)
-
-    # Objects too small in the cropped first frame leave the clip; the rest are renumbered 1..N.
-    counts = torch.bincount(masks[0].reshape(-1), minlength=len(chosen) + 1)
-    keep = [k for k in range(1, len(chosen) + 1) if counts[k].item() >= cfg.min_object_pixels]
-    if not keep:  # the whole-frame fallback can still lose a tiny object in the resize
-        keep = [int(torch.argmax(counts[1:]).item()) + 1] if counts[1:].sum() > 0 else []
-    if not keep:
-        raise NoObjectError(f"video {video.name!r}: the objects of frame {first} vanish at crop size {cfg.crop_size}")
-    relabel = torch.zeros(len(chosen) + 1, dtype=torch.long)
-    relabel[torch.tensor(keep)] = torch.arange(1, len(keep) + 1)
-    masks = relabel[masks]
-    k = len(keep) + 1
-    onehot = torch.nn.functional.one_hot(masks, k).permute(0, 3, 1, 2).float()
+    masks, keep = _keep_visible(masks, len(chosen), cfg, video.name, first)
+    onehot = torch.nn.functional.one_hot(masks, len(keep) + 1).permute(0, 3, 1, 2).float()
     return {
         "frames": frames,
         "masks": onehot,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..io import InputError
+from ..io import IMAGE_EXTENSIONS, InputError, davis_list, require_dir
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import IMAGE_EXTENSIONS, FileVideo, list_stems, read_list, require_dir
+from .files import FileVideo, ListedVideos, list_stems
 
 
 def davis_sequence(root: str, seq: str, resolution: str = "480p") -> FileVideo:
@@ -31,7 +31,7 @@ def davis_sequence(root: str, seq: str, resolution: str = "480p") -> FileVideo:
     return FileVideo(seq, [frames[s] for s in stems], [masks[s] for s in stems])
 
 
-class DAVISClips(ClipDataset):
+class DAVISClips(ListedVideos, ClipDataset):
     """Training clips from DAVIS-2017 (published stage 1 / fine-tuning data).
 
     Args:
@@ -49,14 +49,8 @@ class DAVISClips(ClipDataset):
         super().__init__(cfg or clip_config("davis"), seed, repeat)
         require_dir(root, "DAVIS root")
         if sequences is None:
-            sequences = read_list(os.path.join(root, "ImageSets", year, f"{split}.txt"))
+            sequences = davis_list(root, split, year)
         self.root = root
         self.videos = [davis_sequence(root, s, resolution) for s in sequences]
         if not self.videos:
             raise InputError(f"no DAVIS sequences given under {root}")
-
-    def num_videos(self) -> int:
-        return len(self.videos)
-
-    def video(self, v: int) -> FileVideo:
-        return self.videos[v]

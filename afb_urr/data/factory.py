@@ -1,10 +1,7 @@
 """One entry point from a config section to a training dataset."""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
-
+from ..config import DataConfig, build_section
 from .clips import ClipDataset, clip_config
 from .davis import DAVISClips
 from .static import StaticImageClips
@@ -16,36 +13,10 @@ _SYNTHETIC_KEYS = ("num_videos", "num_frames", "size", "min_objects", "max_objec
                    "cache_size")
 
 
-@dataclass
-class DataConfig:
-    """A ``data:`` config section.
-
-    dataset: "synthetic", "davis", "youtube_vos" or "static".
-    root: dataset folder (a list of folders for "static"); unused for "synthetic".
-    split: "train" / "val" (DAVIS ImageSets list, YouTube-VOS split folder,
-        synthetic split).
-    repeat: visits of each video per epoch.
-    clip: :class:`ClipConfig` fields overriding the dataset's published preset
-        (e.g. clip_len, crop_size, ordered, max_gap, max_objects).
-    synthetic: :class:`SyntheticClips` arguments (num_videos, num_frames, size,
-        min_objects, max_objects, late_object_prob, cache_size).
-    """
-    dataset: str = "synthetic"
-    root: Any = None
-    split: str = "train"
-    repeat: int = 1
-    clip: dict = field(default_factory=dict)
-    synthetic: dict = field(default_factory=dict)
-
-
 def build_dataset(cfg: DataConfig | dict, seed: int = 0) -> ClipDataset:
     """The training dataset a :class:`DataConfig` (or a dict of its fields) describes."""
     if isinstance(cfg, dict):
-        known = {f.name for f in dataclasses.fields(DataConfig)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"data config: unknown key(s) {unknown}; valid keys: {sorted(known)}")
-        cfg = DataConfig(**cfg)
+        cfg = build_section(DataConfig, cfg, "data config")
     if cfg.dataset not in DATASETS:
         raise ValueError(f"data config: unknown dataset {cfg.dataset!r}; expected one of {list(DATASETS)}")
     if cfg.dataset != "synthetic" and not cfg.root:

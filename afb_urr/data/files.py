@@ -1,4 +1,4 @@
-"""Videos stored as image files: folder checks, listing, and lazy frame/mask reading.
+"""Videos stored as image files: listing, lazy frame/mask reading, datasets listing them.
 
 Frames decode with ``afb_urr.io.read_image`` and label maps with
 ``afb_urr.io.read_mask`` (palette PNGs read as indices), so a corrupt file
@@ -13,21 +13,6 @@ import numpy as np
 
 from ..io import InputError, natural_key, read_image, read_mask
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def require_dir(path: str, what: str) -> str:
-    """``path`` if it is a folder, else an InputError naming it and what it should hold."""
-    if not os.path.isdir(path):
-        raise InputError(f"{what} folder not found: {path}")
-    return path
-
-
-def require_file(path: str, what: str) -> str:
-    if not os.path.isfile(path):
-        raise InputError(f"{what} not found: {path}")
-    return path
-
 
 def list_stems(folder: str, extensions: Sequence[str]) -> dict[str, str]:
     """Files of ``folder`` with one of ``extensions`` (case-insensitive): stem -> path, naturally sorted."""
@@ -40,17 +25,6 @@ def list_stems(folder: str, extensions: Sequence[str]) -> dict[str, str]:
                                  f"{os.path.basename(found[stem])} and {name}")
             found[stem] = os.path.join(folder, name)
     return {s: found[s] for s in sorted(found, key=natural_key)}
-
-
-def read_list(path: str) -> list[str]:
-    """Non-empty stripped lines of a text file (an ImageSets split list)."""
-    require_file(path, "sequence list")
-    with open(path) as f:
-        names = [line.strip() for line in f]
-    names = [n for n in names if n]
-    if not names:
-        raise InputError(f"sequence list is empty: {path}")
-    return names
 
 
 class FileVideo:
@@ -79,3 +53,14 @@ class FileVideo:
 
     def start_frames(self):
         return self._start
+
+
+class ListedVideos:
+    """``num_videos`` / ``video`` of a clip dataset that holds its videos in ``self.videos``."""
+    videos: list
+
+    def num_videos(self) -> int:
+        return len(self.videos)
+
+    def video(self, v: int):
+        return self.videos[v]

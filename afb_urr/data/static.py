@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io import InputError, read_image, read_mask, void_to_background
+from ..io import IMAGE_EXTENSIONS, InputError, read_image, read_mask, require_dir, void_to_background
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import IMAGE_EXTENSIONS, list_stems, require_dir
+from .files import ListedVideos, list_stems
 
 
 class StaticImage:
@@ -36,7 +36,7 @@ class StaticImage:
         return None
 
 
-class StaticImageClips(ClipDataset):
+class StaticImageClips(ListedVideos, ClipDataset):
     """Training clips made from single images by random affine warps.
 
     Args:
@@ -53,7 +53,7 @@ class StaticImageClips(ClipDataset):
         super().__init__(cfg or clip_config("static"), seed, repeat)
         if isinstance(roots, (str, os.PathLike)):
             roots = [roots]
-        self.images: list[StaticImage] = []
+        self.videos: list[StaticImage] = []
         for root in roots:
             root = os.fspath(root)
             img_dir = require_dir(os.path.join(root, image_dir), "static images")
@@ -65,12 +65,6 @@ class StaticImageClips(ClipDataset):
                 raise InputError(f"{len(missing)} image(s) in {img_dir} have no label PNG of the same stem in "
                                  f"{ann_dir}, first: {os.path.basename(images[missing[0]])}")
             tag = os.path.basename(os.path.normpath(root))
-            self.images += [StaticImage(f"{tag}/{s}", images[s], masks[s]) for s in images if s in masks]
-        if not self.images:
+            self.videos += [StaticImage(f"{tag}/{s}", images[s], masks[s]) for s in images if s in masks]
+        if not self.videos:
             raise InputError(f"no labelled images found under {list(map(os.fspath, roots))}")
-
-    def num_videos(self) -> int:
-        return len(self.images)
-
-    def video(self, v: int) -> StaticImage:
-        return self.images[v]

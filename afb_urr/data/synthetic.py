@@ -170,6 +170,46 @@ def _draw(obj: _Object, i: int, h: int, w: int):
     return y0, x0, mask.astype(bool), pix
 
 
+def _render_args(num_frames: int, size, num_objects: int, first_frames) -> tuple[int, int, list[int]]:
+    """Checked (H, W, first frame of each object) of a :func:`render_video` call."""
+    h, w = (int(size[0]), int(size[1]))
+    if num_frames < 1:
+        raise ValueError(f"render_video: num_frames must be >= 1, got {num_frames}")
+    if h < 16 or w < 16:
+        raise ValueError(f"render_video: size must be at least 16 x 16, got {tuple(size)}")
+    if not 0 <= num_objects <= 20:
+        raise ValueError(f"render_video: num_objects must be in 0..20, got {num_objects}")
+    if first_frames is None:
+        first_frames = [0] * num_objects
+    first_frames = [int(f) for f in first_frames]
+    if len(first_frames) != num_objects:
+        raise ValueError(f"render_video: first_frames has {len(first_frames)} entries for {num_objects} objects")
+    if any(f < 0 for f in first_frames):
+        raise ValueError(f"render_video: first_frames must be >= 0, got {first_frames}")
+
+    return h, w, first_frames
+
+
+def _compose(base: np.ndarray, drawn: dict, order: list[int], num_objects: int):
+    """Paint the drawn objects back to front over ``base`` -> (frame, labels, order); an object
+    left mostly hidden is brought to the front (for good) and the frame painted again."""
+    h, w = base.shape[:2]
+    for _ in range(num_objects + 1):
+        frame, label = base.copy(), np.zeros((h, w), np.uint8)
+        for k in order:
+            if k not in drawn:
+                continue
+            y0, x0, m, pix = drawn[k]
+            bh, bw = m.shape
+            frame[y0:y0 + bh, x0:x0 + bw][m] = pix[m]
+            label[y0:y0 + bh, x0:x0 + bw][m] = k + 1
+        hidden = [k for k in order if k in drawn and _mostly_hidden(label, drawn[k], k + 1)]
+        if not hidden:
+            break
+        order = [k for k in order if k != hidden[0]] + [hidden[0]]  # bring it to the front
+    return frame, label, order
+
+
 def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 432), num_objects: int = 2,
                  first_frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render one procedural video.
@@ -188,21 +228,7 @@ def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 
         that becomes almost hidden behind others is brought to the front (and
         stays there), so every object that has entered stays visible.
     """
-    h, w = (int(size[0]), int(size[1]))
-    if num_frames < 1:
-        raise ValueError(f"render_video: num_frames must be >= 1, got {num_frames}")
-    if h < 16 or w < 16:
-        raise ValueError(f"render_video: size must be at least 16 x 16, got {tuple(size)}")
-    if not 0 <= num_objects <= 20:
-        raise ValueError(f"render_video: num_objects must be in 0..20, got {num_objects}")
-    if first_frames is None:
-        first_frames = [0] * num_objects
-    first_frames = [int(f) for f in first_frames]
-    if len(first_frames) != num_objects:
-        raise ValueError(f"render_video: first_frames has {len(first_frames)} entries for {num_objects} objects")
-    if any(f < 0 for f in first_frames):
-        raise ValueError(f"render_video: first_frames must be >= 0, got {first_frames}")
-
+    h, w, first_frames = _render_args(num_frames, size, num_objects, first_frames)
     rng = np.random.default_rng(seed)
     t = np.arange(num_frames, dtype=np.float64)
 
@@ -229,20 +255,7 @@ def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 
         base = cv2.warpAffine(background, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         drawn = {k: _draw(objects[k], i, h, w) for k in range(num_objects) if objects[k].first <= i}
         drawn = {k: d for k, d in drawn.items() if d is not None}
-        for _ in range(num_objects + 1):
-            frame, label = base.copy(), np.zeros((h, w), np.uint8)
-            for k in order:
-                if k not in drawn:
-                    continue
-                y0, x0, m, pix = drawn[k]
-                bh, bw = m.shape
-                frame[y0:y0 + bh, x0:x0 + bw][m] = pix[m]
-                label[y0:y0 + bh, x0:x0 + bw][m] = k + 1
-            hidden = [k for k in order if k in drawn and _mostly_hidden(label, drawn[k], k + 1)]
-            if not hidden:
-                break
-            order = [k for k in order if k != hidden[0]] + [hidden[0]]  # bring it to the front
-        frames[i], masks[i] = frame, label
+        frames[i], masks[i], order = _compose(base, drawn, order, num_objects)
     return frames, masks
 
 

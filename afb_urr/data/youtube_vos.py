@@ -10,37 +10,12 @@ whose mask confirms it).
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
-from ..io import InputError
+from ..io import IMAGE_EXTENSIONS, InputError, read_meta, require_dir
 from .clips import ClipConfig, ClipDataset, clip_config
-from .files import IMAGE_EXTENSIONS, FileVideo, list_stems, require_dir, require_file
-
-
-def read_meta(path: str) -> dict[str, dict[str, list[str]]]:
-    """meta.json -> {video: {object id: [frame stems]}}; InputError naming the file if malformed."""
-    require_file(path, "YouTube-VOS meta.json")
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read YouTube-VOS meta file {path}: {e}") from e
-    if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
-        raise InputError(f"YouTube-VOS meta file {path}: expected {{\"videos\": {{...}}}} at the top")
-    out = {}
-    for vid, entry in meta["videos"].items():
-        objects = entry.get("objects") if isinstance(entry, dict) else None
-        if not isinstance(objects, dict):
-            raise InputError(f"YouTube-VOS meta file {path}: video {vid!r} has no \"objects\" mapping")
-        out[vid] = {}
-        for oid, obj in objects.items():
-            frames = obj.get("frames") if isinstance(obj, dict) else None
-            if not isinstance(frames, list):
-                raise InputError(f"YouTube-VOS meta file {path}: video {vid!r} object {oid!r} has no \"frames\" list")
-            out[vid][str(oid)] = [str(s) for s in frames]
-    return out
+from .files import FileVideo, ListedVideos, list_stems
 
 
 def youtube_vos_video(split_dir: str, vid: str, objects: dict[str, list[str]]) -> FileVideo:
@@ -58,7 +33,7 @@ def youtube_vos_video(split_dir: str, vid: str, objects: dict[str, list[str]]) -
     return FileVideo(vid, [frames[s] for s in stems], [masks[s] for s in stems], start=start)
 
 
-class YouTubeVOSClips(ClipDataset):
+class YouTubeVOSClips(ListedVideos, ClipDataset):
     """Training clips from YouTube-VOS 2018 / 2019 (published stage 2 data).
 
     Args:
@@ -85,9 +60,3 @@ class YouTubeVOSClips(ClipDataset):
         self.videos = [youtube_vos_video(split_dir, v, meta[v]) for v in names]
         if not self.videos:
             raise InputError(f"no videos listed in {os.path.join(split_dir, 'meta.json')}")
-
-    def num_videos(self) -> int:
-        return len(self.videos)
-
-    def video(self, v: int) -> FileVideo:
-        return self.videos[v]

@@ -8,7 +8,7 @@ from .davis import (EvaluationResult, ObjectScores, ResultsError, SequenceSpec, 
                     evaluate_davis, evaluate_long_video, evaluate_specs, long_video_sequences)
 from .metrics import (BOUND_TH, boundary_map, bound_pixels, db_statistics, disk, f_measure, frame_scores,
                       j_measure, sequence_scores)
-from .pngio import MaskFormatError, read_index_png
+from ..io import MaskFormatError, read_index_png
 from .report import format_tables, plot_summary, write_csvs
 
 __all__ = [

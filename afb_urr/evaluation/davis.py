@@ -25,9 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .metrics import BOUND_TH, bound_pixels, db_statistics, default_workers, disk, frame_scores
-from .pngio import read_index_png
+from ..io import VOID as VOID_LABEL
+from ..io import davis_list, read_index_png, require_dir
 
-VOID_LABEL = 255
 SUBSETS = ("train", "val", "test-dev", "test-challenge")
 
 
@@ -111,21 +111,14 @@ def davis_sequences(davis_root: str, subset: str = "val", resolution: str = "480
     """Sequences of a DAVIS-2017 root, scored frames 1..n-2 of each.
 
     Raises FileNotFoundError naming the missing folder / list file, and
-    ValueError for a sequence with fewer than 3 ground-truth frames.
+    ValueError for an empty list or a sequence with fewer than 3 ground-truth frames.
     """
-    if not os.path.isdir(davis_root):
-        raise FileNotFoundError(f"DAVIS root {davis_root} is not a folder")
-    ann_root = os.path.join(davis_root, "Annotations", resolution)
-    if not os.path.isdir(ann_root):
-        raise FileNotFoundError(f"no ground truth folder {ann_root}")
+    require_dir(davis_root, "DAVIS root")
+    ann_root = require_dir(os.path.join(davis_root, "Annotations", resolution), "ground truth")
     if sequences is None:
         if subset not in SUBSETS:
             raise ValueError(f"unknown DAVIS set {subset!r}; expected one of {', '.join(SUBSETS)}")
-        list_file = os.path.join(davis_root, "ImageSets", "2017", f"{subset}.txt")
-        if not os.path.isfile(list_file):
-            raise FileNotFoundError(f"sequence list {list_file} not found")
-        with open(list_file) as fh:
-            sequences = [line.strip() for line in fh if line.strip()]
+        sequences = davis_list(davis_root, subset)
     specs = []
     for seq in sequences:
         folder = os.path.join(ann_root, seq)
@@ -144,9 +137,7 @@ def davis_sequences(davis_root: str, subset: str = "val", resolution: str = "480
 def long_video_sequences(root: str, sequences: Sequence[str] | None = None) -> list[SequenceSpec]:
     """Videos of a long-video root (``Annotations/<video>/*.png``, sparse):
     every annotated frame but the first is scored, the last included."""
-    ann_root = os.path.join(root, "Annotations")
-    if not os.path.isdir(ann_root):
-        raise FileNotFoundError(f"no ground truth folder {ann_root}")
+    ann_root = require_dir(os.path.join(root, "Annotations"), "ground truth")
     if sequences is None:
         sequences = sorted(d for d in os.listdir(ann_root) if os.path.isdir(os.path.join(ann_root, d)))
         if not sequences:
@@ -196,9 +187,8 @@ def _read_gt(path: str) -> np.ndarray:
 
 
 def _score_frame(gt_path: str, res_path: str, num_objects: int, kernel: np.ndarray,
-                 shape: tuple[int, int]) -> tuple[np.ndarray, int, np.ndarray]:
-    """Scores (2, N) of one frame, the result's largest label, and which
-    objects the result uses (bool N)."""
+                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (2, N) of one frame and which objects the result uses (bool N)."""
     gt = _read_gt(gt_path)
     res = read_index_png(res_path)
     if gt.shape != shape:
@@ -213,7 +203,7 @@ def _score_frame(gt_path: str, res_path: str, num_objects: int, kernel: np.ndarr
         raise ResultsError(f"{res_path}: label {top}{hint} is an index higher than the number of objects "
                            f"({num_objects}) in the first ground-truth frame of the sequence")
     scores = frame_scores(gt, res, num_objects, kernel=kernel, with_counts=True)
-    return scores[:2], top, scores[2] > 0
+    return scores[:2], scores[2] > 0
 
 
 def evaluate_sequence(spec: SequenceSpec, results_dir: str, bound_th: float = BOUND_TH,
@@ -245,7 +235,7 @@ def evaluate_sequence(spec: SequenceSpec, results_dir: str, bound_th: float = BO
     n = len(outs)
     jf = np.empty((2, num_objects, n), dtype=np.float64)
     used = np.zeros(num_objects, dtype=bool)
-    for i, (scores, _, u) in enumerate(outs):
+    for i, (scores, u) in enumerate(outs):
         jf[:, :, i] = scores
         used |= u
     for k in np.flatnonzero(~used):

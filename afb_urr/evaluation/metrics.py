@@ -1,7 +1,7 @@
 """J (region similarity), F (contour accuracy) and their statistics.
 
 The numbers are those of the DAVIS 2017 evaluation package (semi-supervised
-task); the definitions are written out in docs of the project (metrics.md):
+task), defined as follows:
 
 * J = |A & B| / |A | B|, 1 when the union is empty. Void pixels are not
   excluded (the package passes no void mask in the semi-supervised task).
@@ -105,7 +105,7 @@ def j_measure(gt: np.ndarray, res: np.ndarray):
     return float(j) if j.ndim == 0 else j
 
 
-def _f_from_counts(n_fg: int, n_gt: int, fg_match: int, gt_match: int) -> float:
+def f_from_counts(n_fg: int, n_gt: int, fg_match: int, gt_match: int) -> float:
     """F from boundary pixel counts, with the DAVIS conventions for empty maps."""
     if n_fg == 0 and n_gt > 0:
         precision, recall = 1.0, 0.0
@@ -129,14 +129,14 @@ def _f_crop(g: np.ndarray, s: np.ndarray, last_row_is_edge: bool, last_col_is_ed
     n_gt = int(np.count_nonzero(gb))
     n_fg = int(np.count_nonzero(sb))
     if n_gt == 0 or n_fg == 0:
-        return _f_from_counts(n_fg, n_gt, 0, 0)
+        return f_from_counts(n_fg, n_gt, 0, 0)
     # cv2.dilate treats pixels past the array as absent, as the package does
     # for the image border.
     gd = cv2.dilate(gb.view(np.uint8), kernel).view(bool)
     sd = cv2.dilate(sb.view(np.uint8), kernel).view(bool)
     fg_match = int(np.count_nonzero(sb & gd))
     gt_match = int(np.count_nonzero(gb & sd))
-    return _f_from_counts(n_fg, n_gt, fg_match, gt_match)
+    return f_from_counts(n_fg, n_gt, fg_match, gt_match)
 
 
 def _pair_scores(g: np.ndarray, s: np.ndarray, kernel: np.ndarray) -> tuple[float, float, int]:

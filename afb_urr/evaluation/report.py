@@ -92,20 +92,8 @@ def _text(img, s, org, scale=0.45, color=(30, 30, 30), thick=1):
     cv2.putText(img, s, (int(org[0]), int(org[1])), _FONT, scale, color, thick, cv2.LINE_AA)
 
 
-def plot_summary(result: EvaluationResult, path: str, worst: int = 4) -> str:
-    """Draw a PNG: per-sequence J&F bars (worst at the top) and J&F over the
-    scored frames of the ``worst`` lowest sequences. Returns ``path``."""
-    jf = sequence_jf(result)
-    curves = sequence_curves(result)
-    names = sorted(jf, key=lambda k: (math.isnan(jf[k]), jf[k]))
-    worst_names = [n for n in names if not math.isnan(jf[n])][:max(0, worst)]
-    W = 1200
-    left = 20 + max(cv2.getTextSize(n, _FONT, 0.45, 1)[0][0] for n in names) + 10
-    row = 20
-    bars_top = 50
-    bars_h = row * len(names)
-    axis_w = W - left - 80
-    # legend entries, wrapped into rows above the time plot
+def _legend(worst_names, jf, left: int, W: int):
+    """Legend entries (label, x, row offset, colour), wrapped into rows; and the last row's offset."""
     legend, lx, ly = [], left, 0
     for k, n in enumerate(worst_names):
         label = f"{n} ({jf[n]:.3f})"
@@ -114,11 +102,12 @@ def plot_summary(result: EvaluationResult, path: str, worst: int = 4) -> str:
             lx, ly = left, ly + 20
         legend.append((label, lx, ly, _COLORS[k % len(_COLORS)]))
         lx += width
-    plot_top = bars_top + bars_h + 90 + (ly if worst_names else 0)
-    plot_h = 320
-    H = plot_top + plot_h + 60 if worst_names else bars_top + bars_h + 50
-    img = np.full((H, W, 3), 255, np.uint8)
+    return legend, ly
 
+
+def _draw_bars(img, result, jf, names, worst_names, left, axis_w, bars_top, row) -> None:
+    """The title and one J&F bar per sequence."""
+    bars_h = row * len(names)
     stats = result.global_stats()
     _text(img, f"J&F per sequence ({result.subset}, {len(result.objects)} objects)   global J&F-Mean "
                f"{_fmt(stats['J&F-Mean'])}  J-Mean {_fmt(stats['J-Mean'])}  F-Mean {_fmt(stats['F-Mean'])}",
@@ -139,34 +128,55 @@ def plot_summary(result: EvaluationResult, path: str, worst: int = 4) -> str:
         else:
             _text(img, "nan", (left + 5, y + 14), 0.4)
 
+
+def _draw_curves(img, curves, worst_names, legend, ly, left, axis_w, plot_top, plot_h) -> None:
+    """J&F over the scored frames of the worst sequences, with their legend."""
+    _text(img, f"J&F over the scored frames, {len(worst_names)} worst sequence(s)", (20, plot_top - 40 - ly), 0.55)
+    x0, x1 = left, left + axis_w
+    y0, y1 = plot_top, plot_top + plot_h
+    n_max = max(len(curves[n]) for n in worst_names)
+    cv2.rectangle(img, (x0, y0), (x1, y1), (120, 120, 120), 1)
+    for gy in np.linspace(0, 1, 6):
+        y = y1 - int(round(gy * plot_h))
+        cv2.line(img, (x0, y), (x1, y), (225, 225, 225), 1)
+        _text(img, f"{gy:.1f}", (x0 - 32, y + 5), 0.4)
+    for gx in np.linspace(0, 1, 6):
+        x = x0 + int(round(gx * axis_w))
+        _text(img, str(int(round(gx * max(n_max - 1, 0)))), (x - 8, y1 + 18), 0.4)
+    _text(img, "scored frame", (x1 - 100, y1 + 38), 0.4)
+    for k, n in enumerate(worst_names):
+        c = curves[n]
+        color = _COLORS[k % len(_COLORS)]
+        xs = x0 + np.arange(len(c)) * (axis_w / max(n_max - 1, 1))
+        ys = y1 - np.clip(np.nan_to_num(c, nan=0.0), 0, 1) * plot_h
+        pts = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
+        if len(pts) > 1:
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
+        else:
+            cv2.circle(img, tuple(int(v) for v in pts[0]), 3, color, -1)
+    base = y0 - 18 - ly
+    for label, lx, dy, color in legend:
+        cv2.line(img, (lx, base + dy), (lx + 20, base + dy), color, 3)
+        _text(img, label, (lx + 25, base + dy + 5), 0.45, color)
+
+
+def plot_summary(result: EvaluationResult, path: str, worst: int = 4) -> str:
+    """Draw a PNG: per-sequence J&F bars (worst at the top) and J&F over the
+    scored frames of the ``worst`` lowest sequences. Returns ``path``."""
+    jf = sequence_jf(result)
+    names = sorted(jf, key=lambda k: (math.isnan(jf[k]), jf[k]))
+    worst_names = [n for n in names if not math.isnan(jf[n])][:max(0, worst)]
+    W, row, bars_top, plot_h = 1200, 20, 50, 320
+    left = 20 + max(cv2.getTextSize(n, _FONT, 0.45, 1)[0][0] for n in names) + 10
+    bars_h = row * len(names)
+    axis_w = W - left - 80
+    legend, ly = _legend(worst_names, jf, left, W)
+    plot_top = bars_top + bars_h + 90 + (ly if worst_names else 0)
+    H = plot_top + plot_h + 60 if worst_names else bars_top + bars_h + 50
+    img = np.full((H, W, 3), 255, np.uint8)
+    _draw_bars(img, result, jf, names, worst_names, left, axis_w, bars_top, row)
     if worst_names:
-        _text(img, f"J&F over the scored frames, {len(worst_names)} worst sequence(s)", (20, plot_top - 40 - ly), 0.55)
-        x0, x1 = left, left + axis_w
-        y0, y1 = plot_top, plot_top + plot_h
-        n_max = max(len(curves[n]) for n in worst_names)
-        cv2.rectangle(img, (x0, y0), (x1, y1), (120, 120, 120), 1)
-        for gy in np.linspace(0, 1, 6):
-            y = y1 - int(round(gy * plot_h))
-            cv2.line(img, (x0, y), (x1, y), (225, 225, 225), 1)
-            _text(img, f"{gy:.1f}", (x0 - 32, y + 5), 0.4)
-        for gx in np.linspace(0, 1, 6):
-            x = x0 + int(round(gx * axis_w))
-            _text(img, str(int(round(gx * max(n_max - 1, 0)))), (x - 8, y1 + 18), 0.4)
-        _text(img, "scored frame", (x1 - 100, y1 + 38), 0.4)
-        for k, n in enumerate(worst_names):
-            c = curves[n]
-            color = _COLORS[k % len(_COLORS)]
-            xs = x0 + np.arange(len(c)) * (axis_w / max(n_max - 1, 1))
-            ys = y1 - np.clip(np.nan_to_num(c, nan=0.0), 0, 1) * plot_h
-            pts = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
-            if len(pts) > 1:
-                cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
-            else:
-                cv2.circle(img, tuple(int(v) for v in pts[0]), 3, color, -1)
-        base = y0 - 18 - ly
-        for label, lx, dy, color in legend:
-            cv2.line(img, (lx, base + dy), (lx + 20, base + dy), color, 3)
-            _text(img, label, (lx + 25, base + dy + 5), 0.45, color)
+        _draw_curves(img, sequence_curves(result), worst_names, legend, ly, left, axis_w, plot_top, plot_h)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, img):
         raise OSError(f"could not write the plot {path}")

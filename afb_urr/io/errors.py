@@ -1,4 +1,4 @@
-"""The one exception type for unusable input files (frames, masks, videos)."""
+"""The exception types for unusable input files (frames, masks, videos, dataset folders)."""
 
 
 class InputError(ValueError):
@@ -7,3 +7,11 @@ class InputError(ValueError):
     A subclass of ValueError, so callers that only know "bad value" still catch it;
     the command-line tools turn it into a one-line error and a non-zero exit.
     """
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """A file or folder that should exist does not (also a FileNotFoundError)."""
+
+
+class MaskFormatError(InputError):
+    """A mask file that is not an index PNG (or not a readable image)."""

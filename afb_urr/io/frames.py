@@ -11,7 +11,9 @@ images and ``00000``, ``00001``, ... for video files; outputs keep it.
   ``<root>/JPEGImages/<seq>`` as in YouTube-VOS), or a dataset root holding
   ``JPEGImages``: :class:`SequenceSource`, which also knows the first frame's
   annotation ``<root>/Annotations/480p/<seq>/<first>.png`` when it exists;
-- any other folder: its images sorted by name (:class:`FolderSource`).
+- any other folder: its images sorted by name (:class:`FolderSource`);
+- a camera index ("0") or a stream URL (rtsp://, http://, ...): frames as they
+  arrive (:class:`afb_urr.io.live.LiveSource`, in live.py).
 """
 from __future__ import annotations
 
@@ -47,6 +49,11 @@ def read_image(path: str) -> np.ndarray:
     return arr
 
 
+def to_rgb(frame: np.ndarray) -> np.ndarray:
+    """An OpenCV frame (H x W x 3 BGR, or H x W gray) -> H x W x 3 uint8 RGB."""
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
+
+
 class FrameSource(abc.ABC):
     """Iterable of ``(name, H x W x 3 uint8 RGB)``; one frame decoded per step.
 
@@ -63,6 +70,14 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(name, H x W x 3 uint8 RGB)``, decoding one frame per step."""
+
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the frames, e.g. to check masks before segmenting; decodes the first frame."""
+        frames = iter(self)
+        try:
+            return next(frames)[1].shape[:2]
+        finally:
+            getattr(frames, "close", lambda: None)()
 
     def __len__(self) -> int:
         if self.num_frames is None:
@@ -106,16 +121,15 @@ class VideoFileSource(FrameSource):
                 ok, frame = cap.read()
                 if not ok or frame is None:
                     break
-                if frame.ndim == 2:
-                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-                else:
-                    frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                yield f"{index:0{width}d}", frame
+                yield f"{index:0{width}d}", to_rgb(frame)
                 index += 1
         finally:
             cap.release()
         if index == 0:
             raise InputError(f"video {self.path} yields no frames (empty or corrupt)")
+
+    def frame_size(self) -> tuple[int, int]:
+        return self.height, self.width
 
 
 class FolderSource(FrameSource):
@@ -208,12 +222,16 @@ def _from_dataset_root(root: str, sequence: str | None) -> SequenceSource:
     return _sequence_source(root, res, sequence)
 
 
-def open_frames(path: str, sequence: str | None = None) -> FrameSource:
+def open_frames(path: str, sequence: str | None = None, stream_timeout: float = 10.0) -> FrameSource:
     """Open ``path`` as a frame source (see the module docstring for what is accepted).
 
     ``sequence`` picks one sequence when ``path`` is a dataset root holding
-    several under ``JPEGImages``.
+    several under ``JPEGImages``. A camera index or stream URL opens a
+    :class:`~afb_urr.io.live.LiveSource` that gives up after ``stream_timeout`` s without a frame.
     """
+    from .live import LiveSource, is_live  # live.py builds on FrameSource, defined here
+    if is_live(path):
+        return LiveSource(path, stream_timeout)
     if not os.path.exists(path):
         raise InputError(f"video not found: {path}")
     if os.path.isfile(path):

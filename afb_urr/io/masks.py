@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .errors import InputError
+from .errors import MaskFormatError
+from .pngio import read_index_png
 
 _PALETTE: np.ndarray | None = None
 
@@ -45,34 +46,14 @@ def read_mask(path: str) -> np.ndarray:
     Accepted: palette (indexed) images -> their indices; grayscale images
     (8-bit, 16-bit with values <= 255, or 1-bit) -> their values. Colour (RGB)
     images are refused: their colours would have to be guessed back into labels.
+    Errors are :class:`InputError` s naming the file (see :func:`read_index_png`).
     """
-    if not os.path.exists(path):
-        raise InputError(f"mask not found: {path}")
-    if os.path.isdir(path):
-        raise InputError(f"mask is a folder, expected a PNG label map: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-                raise InputError(
-                    f"mask {path} is a colour ({mode}) image; a label map must be a palette "
-                    f"(indexed) PNG or a grayscale PNG whose values are object ids "
-                    f"(0 = background, 1..N = objects)")
-            arr = np.array(img)
-    except InputError:
-        raise
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise InputError(f"cannot read mask {path}: {e}") from e
-    if arr.ndim == 3:  # 'LA' or 'PA': the label channel is the first one
-        arr = arr[..., 0]
+    arr = read_index_png(path)
     if arr.ndim != 2:
-        raise InputError(f"mask {path} has shape {arr.shape}; expected an H x W label map")
-    if arr.dtype == bool:
-        return arr.astype(np.uint8)
+        raise MaskFormatError(f"mask {path} has shape {arr.shape}; expected an H x W label map")
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise InputError(
+            raise MaskFormatError(
                 f"mask {path} has labels in [{arr.min()}, {arr.max()}]; labels must be in 0..255")
         arr = arr.astype(np.uint8)
     return arr

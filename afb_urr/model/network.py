@@ -1,7 +1,9 @@
 """AFBURR: the network. ``memorize`` encodes a frame + masks into bank features,
 ``segment`` reads a bank and decodes per-object probabilities.
 
-The network holds no per-video state: the bank is passed in.
+The network holds no per-video state and never changes a bank: the bank is
+passed in, and ``segment`` returns the read-out counts for the caller (the
+Segmenter) to add.
 """
 from __future__ import annotations
 
@@ -87,25 +89,27 @@ class AFBURR(nn.Module):
         r4 = self.encoder_m(frame, masks)  # the frame is shared by the K masks
         return self.keyval_r4(r4)
 
-    def segment(self, frames: torch.Tensor, bank: FeatureBank, count_readout: bool = True,
+    def segment(self, frames: torch.Tensor, bank: FeatureBank, count_readout: bool = False,
                 return_probs: bool = False, chunk_bytes: int | None = None):
-        """Segment frames against a bank.
+        """Segment frames against a bank; the bank is read, never changed.
 
         frames: B x 3 x H x W in [0,1]. Returns logits B x K x H x W, log(s / (1 - s))
         of the per-object probabilities s clamped to [1e-7, 1 - 1e-7]; with
-        ``return_probs`` also s itself (unclamped, for the uncertainty loss).
-        ``count_readout`` adds this read's counts to the bank's LFU scores.
+        ``return_probs`` also s itself (unclamped, for the uncertainty loss); with
+        ``count_readout`` last the read-out counts, one tensor per object (M_i
+        entries), for the caller to add to the bank (:meth:`FeatureBank.add_readout`).
+        So: ``logits``, ``(logits, s)``, ``(logits, counts)`` or ``(logits, s, counts)``.
         """
         b = frames.shape[0]
         k = bank.num_objects
         padded, pad = pad_to_multiple(frames)
         r4, r3, r2, r1 = self.encoder_q(padded)
         qk, qv = self.keyval_r4(r4)
-        read = read_bank(bank, qk, qv, chunk_bytes or bank.chunk_bytes, count=count_readout)
+        read, counts = read_bank(bank, qk, qv, chunk_bytes or bank.chunk_bytes, count=count_readout)
         read = read.reshape(b * k, -1, *r4.shape[-2:])
         s = self.decoder(read, r3.repeat_interleave(k, 0), r2.repeat_interleave(k, 0),
                          r1.repeat_interleave(k, 0), k)
         s = crop_padding(s, pad)
         c = s.clamp(1e-7, 1 - 1e-7)
-        logits = torch.log(c / (1 - c))
-        return (logits, s) if return_probs else logits
+        out = (torch.log(c / (1 - c)),) + ((s,) if return_probs else ()) + ((counts,) if count_readout else ())
+        return out if len(out) > 1 else out[0]

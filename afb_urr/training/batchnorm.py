@@ -19,7 +19,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-BN_MODES = ("frozen", "train", "track")
+from ..config import BN_MODES  # noqa: F401  (the modes' one definition)
+
 _HOOK_ATTR = "_afb_urr_track_hook"
 
 

@@ -78,15 +78,6 @@ def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return v / info.world_size
 
 
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 class ResumableSampler(Sampler[int]):
     """Per-rank shuffled indices, a fresh permutation per epoch, that can start mid-epoch.
 

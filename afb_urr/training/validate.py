@@ -7,13 +7,17 @@ then over the objects of all videos; J&F is the mean of the two.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..config import InferenceConfig
-from ..segmenter import Segmenter
+from ..evaluation.metrics import sequence_scores
+from ..inference.segmenter import Segmenter
 
 
 @dataclass
@@ -25,30 +29,9 @@ class Scores:
     JF: float
     per_video: list[tuple[float, float]] = field(default_factory=list)
     num_objects: list[int] = field(default_factory=list)
-    has_f: bool = True
 
     def __str__(self) -> str:
         return f"J&F {self.JF:.4f} (J {self.J:.4f}, F {self.F:.4f}, {len(self.per_video)} videos)"
-
-
-def _metrics():
-    """afb_urr.evaluation's per-sequence J and F, or None when that module is absent."""
-    try:
-        from ..evaluation.metrics import sequence_scores
-    except ImportError:
-        return None
-    return sequence_scores
-
-
-def _j_only(gt: np.ndarray, res: np.ndarray, num_objects: int):
-    """J (IoU) per object and frame: (N, T); 1 where both masks are empty."""
-    out = np.empty((num_objects, gt.shape[0]))
-    for k in range(num_objects):
-        g, r = gt == k + 1, res == k + 1
-        inter = np.logical_and(g, r).sum(axis=(1, 2))
-        union = np.logical_or(g, r).sum(axis=(1, 2))
-        out[k] = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
-    return out
 
 
 def _as_uint8_frames(frames) -> np.ndarray:
@@ -79,17 +62,42 @@ def _as_labels(labels) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+@contextmanager
+def model_kept(model: nn.Module):
+    """Put ``model`` back as it was on exit: each module's train/eval mode and each
+    parameter's and buffer's memory layout (strides; the values are unchanged).
+
+    A :class:`Segmenter` puts its model in eval mode and, on CPU, in channels-last
+    layout. A training model validated mid-run must not keep that layout: it
+    would then train with other convolution kernels (other rounding, other
+    speed) than before, and than a run resumed from a checkpoint.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    strides = {name: t.stride() for name, t in chain(model.named_parameters(), model.named_buffers())}
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for name, t in chain(model.named_parameters(), model.named_buffers()):
+            if name in strides and t.stride() != strides[name]:
+                t.data = torch.empty_strided(t.shape, strides[name], dtype=t.dtype,
+                                             device=t.device).copy_(t.data)
+
+
 @torch.no_grad()
 def segment_video(model, frames, first_labels: np.ndarray, inference: InferenceConfig | None = None,
                   device=None) -> np.ndarray:
-    """Segment a video from its first-frame label map: T x H x W uint8 labels (frame 0 = truth)."""
-    seg = Segmenter.from_config(model, inference or InferenceConfig(), device=device)
+    """Segment a video from its first-frame label map: T x H x W uint8 labels (frame 0 =
+    truth). ``model`` is left as it was (mode and memory layout; see :func:`model_kept`)."""
     frames = _as_uint8_frames(frames)
     out = np.empty(frames.shape[:3], dtype=np.uint8)
     n = len(frames)
-    for t in range(n):
-        r = seg.step(frames[t], first_labels if t == 0 else None, memorize=t < n - 1)
-        out[t] = r.labels
+    with model_kept(model):
+        seg = Segmenter.from_config(model, inference or InferenceConfig(), device=device)
+        for t in range(n):
+            r = seg.step(frames[t], first_labels if t == 0 else None, memorize=t < n - 1)
+            out[t] = r.labels
     return out
 
 
@@ -97,13 +105,8 @@ def evaluate(model, videos, inference: InferenceConfig | None = None, device=Non
              progress: bool = False) -> Scores:
     """J&F of ``model`` over ``videos``: an iterable of (frames, labels) with frames
     T x H x W x 3 uint8 (or T x 3 x H x W float in [0,1]) and labels T x H x W
-    (0 = background) or T x K x H x W one-hot.
-
-    The model is put in eval mode (the caller restores training mode). F needs
-    ``afb_urr.evaluation``; without it ``F`` is NaN, ``JF`` equals J and
-    ``has_f`` is False.
+    (0 = background) or T x K x H x W one-hot. ``model`` is left as it was.
     """
-    sequence_scores = _metrics()
     per_video, counts, js, fs = [], [], [], []
     items = list(videos)
     if progress:
@@ -116,11 +119,7 @@ def evaluate(model, videos, inference: InferenceConfig | None = None, device=Non
             raise ValueError("a validation video has no object in its first frame")
         pred = segment_video(model, frames, labels[0], inference, device)
         scored = slice(1, len(labels) - 1) if len(labels) > 2 else slice(1, len(labels))
-        gt, res = labels[scored], pred[scored].astype(np.int64)
-        if sequence_scores is not None:
-            j, f = sequence_scores(gt, res, n_obj, workers=1)
-        else:
-            j, f = _j_only(gt, res, n_obj), np.full((n_obj, gt.shape[0]), np.nan)
+        j, f = sequence_scores(labels[scored], pred[scored].astype(np.int64), n_obj, workers=1)
         jm, fm = j.mean(axis=1), f.mean(axis=1)
         js.extend(jm.tolist())
         fs.extend(fm.tolist())
@@ -128,9 +127,16 @@ def evaluate(model, videos, inference: InferenceConfig | None = None, device=Non
         counts.append(n_obj)
     if not js:
         raise ValueError("no validation videos")
-    j_mean = float(np.mean(js))
-    if sequence_scores is None:
-        return Scores(J=j_mean, F=float("nan"), JF=j_mean, per_video=per_video, num_objects=counts,
-                      has_f=False)
-    f_mean = float(np.mean(fs))
+    j_mean, f_mean = float(np.mean(js)), float(np.mean(fs))
     return Scores(J=j_mean, F=f_mean, JF=(j_mean + f_mean) / 2, per_video=per_video, num_objects=counts)
+
+
+def build_val_videos(vc) -> list:
+    """The held-out synthetic videos of a ``val`` section (``ValConfig``): [(frames
+    T x H x W x 3 uint8, labels T x H x W uint8)]."""
+    if vc.videos == 0:
+        return []
+    from ..data import SyntheticVideos
+    split = SyntheticVideos("val", vc.videos, vc.frames, vc.size, vc.min_objects, vc.max_objects,
+                            cache_size=0)
+    return [(v.frames, v.masks) for v in (split[i] for i in range(vc.videos))]

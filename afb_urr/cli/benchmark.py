@@ -1,0 +1,165 @@
+"""``afb-urr-bench`` / ``python tools/benchmark.py``: speed and memory of the Segmenter over
+a long synthetic video.
+
+  python tools/benchmark.py                       # CPU: 2000 frames, 240x432, resnet18
+  python tools/benchmark.py --device cuda --backbone resnet50 --size 480x854
+  python tools/benchmark.py --fill --budget 10000 --frames 50   # a bank held at 10k entries
+
+Frames are generated procedurally on the fly (afb_urr.inference.bench.ProceduralVideo),
+so the video itself is never held in memory: what grows is the model's working
+memory and the feature bank, which the budget bounds. At frames 100, 500, 1000,
+2000 (those not past --frames, and the last frame) it prints one table row:
+fps and step time (medians over the steps since the previous row), the memory
+read-out's share of the step time, bank entries and bytes, resident memory and
+its peak (VmRSS / VmHWM), and CUDA max allocated. When the run passes frame
+500, a last line says whether the peak memory at the last row is within 10% of
+the one at frame 500: CUDA max allocated on a GPU, peak RSS on the CPU.
+
+A randomly initialised model merges nearly every new feature, so its bank stays
+small and the read-out is never exercised. ``--fill`` turns merging off (and
+evicts the fewest entries, so the bank stays at its budget), steps untimed
+until the bank is full, and then times --frames frames at the full budget.
+``--profile`` prints the top operators (torch.profiler) of a few more steps.
+"""
+from __future__ import annotations
+
+import argparse
+
+from . import HelpFormatter, add_debug_option, run_tool
+
+CHECKPOINTS = (100, 500, 1000, 2000)
+REFERENCE_FRAME = 500
+TOLERANCE = 0.10
+NO_MERGE = 2.0  # cosine similarity never exceeds 1: every feature is appended
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 240x432 (HxW), got {text!r}") from None
+    if h < 16 or w < 16:
+        raise argparse.ArgumentTypeError(f"size {text} is too small (at least 16x16)")
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Segmenter fps and peak memory over a long procedural video (2 objects).",
+        formatter_class=HelpFormatter)
+    p.add_argument("--backbone", default=None, choices=("resnet18", "resnet34", "resnet50", "resnet101"),
+                   help="trunk of the randomly initialised model (default resnet18 on CPU, "
+                        "resnet50 on CUDA); ignored with --weights")
+    p.add_argument("--weights", metavar="CKPT", help="checkpoint to load instead of a random model")
+    p.add_argument("--size", type=parse_size, default="240x432", metavar="HxW", help="frame size")
+    p.add_argument("--frames", type=int, default=2000, help="video length")
+    p.add_argument("--objects", type=int, default=2, help="objects in the video")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--config", default="long_video",
+                   help="YAML config (path or name in configs/) for the feature bank settings")
+    p.add_argument("--budget", type=int, help="feature-bank entries over all objects (config: 300000)")
+    p.add_argument("--update-rate", type=float, help="feature-bank merge rate (config value otherwise)")
+    p.add_argument("--merge-threshold", type=float,
+                   help="cosine similarity above which new features merge (config: 0.95); a value "
+                        "above 1 disables merging, so that a randomly initialised model (whose "
+                        "features all merge) fills the bank and exercises eviction")
+    p.add_argument("--fill", action="store_true",
+                   help="fill the bank before timing: no merging, minimal eviction, untimed steps "
+                        "until the bank reaches its budget; then --frames timed frames at that size")
+    p.add_argument("--fold-batchnorm", action="store_true",
+                   help="fold the frozen BatchNorm layers into the convolutions before segmenting")
+    p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
+                   help="after the run, profile STEPS more steps (default 5) and print the top operators")
+    p.add_argument("--seed", type=int, default=0, help="seed of the video and the random model")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 when the peak-memory check fails")
+    add_debug_option(p)
+    return p
+
+
+def _segmenter(args):
+    """The Segmenter to time: --weights, or a random model of --backbone seeded by --seed."""
+    import torch
+
+    from ..inference import build_segmenter, resolve_device
+    from ..model import AFBURR, fold_batchnorm
+    device = resolve_device(args.device or "cpu")
+    torch.manual_seed(args.seed)
+    weights = args.weights
+    if weights is None:
+        weights = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
+    if args.fold_batchnorm:
+        from ..checkpoint import load_model
+        weights = fold_batchnorm(load_model(weights, device=device) if isinstance(weights, str) else weights)
+    overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold)
+    if args.fill:
+        overrides.update(merge_threshold=NO_MERGE, eviction="minimal")
+    return build_segmenter(weights, args.config, device, **overrides)
+
+
+def _describe(seg, args) -> str:
+    import torch
+    device = seg.device
+    return (f"device {device} ({torch.get_num_threads()} threads)"
+            + (f" {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+            + f" | backbone {seg.model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
+            f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
+            f" | merge threshold {seg.bank.merge_threshold} | eviction {seg.bank.eviction}"
+            + (" | BatchNorm folded" if args.fold_batchnorm else ""))
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..inference import bench
+
+    if args.frames < 2:
+        raise ValueError(f"--frames must be at least 2, got {args.frames}")
+    if args.check and args.frames <= REFERENCE_FRAME:
+        raise ValueError(f"--check compares the last row with frame {REFERENCE_FRAME}: it needs "
+                         f"--frames above {REFERENCE_FRAME}, got {args.frames}")
+    seg = _segmenter(args)
+    device, cuda = seg.device, seg.device.type == "cuda"
+    video = bench.ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
+    print(_describe(seg, args))
+    start = 0
+    if args.fill:
+        with tqdm(unit="frame", desc="filling the bank", dynamic_ncols=True) as bar:
+            start = bench.fill_bank(seg, video, seg.bank.budget, on_step=lambda t: bar.update(1))
+        print(f"filled: {len(seg.bank)} entries ({bench.bank_bytes(seg.bank) / bench.MIB:.1f} MiB) "
+              f"after {start} frames")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    checkpoints = sorted({c for c in CHECKPOINTS if c < args.frames} | {args.frames})
+    with tqdm(total=args.frames, unit="frame", desc="benchmark", dynamic_ncols=True) as bar:
+        rows = bench.run_timed(seg, video, args.frames, checkpoints, start=start,
+                               on_step=lambda n: bar.update(1),
+                               on_row=lambda r: bar.set_postfix(fps=f"{r.fps:.2f}", bank=r.bank_entries))
+    print(bench.format_header())
+    for row in rows:
+        print(bench.format_row(row))
+    ok = report_check(rows, cuda)
+    if args.profile:
+        print(f"top operators over {args.profile} more steps:")
+        print(bench.profile_steps(seg, video, start + args.frames, args.profile))
+    return 1 if args.check and not ok else 0
+
+
+def report_check(rows, cuda: bool) -> bool:
+    """When the run has a row at frame 500 and a later one, print whether the last row's peak
+    is within TOLERANCE of frame 500's and return it; True when there is nothing to compare."""
+    ref = next((r for r in rows if r.frame == REFERENCE_FRAME), None)
+    last = rows[-1]
+    if ref is None or last.frame <= REFERENCE_FRAME:
+        return True
+    key, what = ("cuda_max_mib", "CUDA max allocated") if cuda else ("peak_rss_mib", "peak RSS")
+    growth = getattr(last, key) / getattr(ref, key) - 1.0
+    ok = growth <= TOLERANCE
+    print(f"{what} at frame {last.frame}: {getattr(last, key):.1f} MiB vs {getattr(ref, key):.1f} MiB at "
+          f"frame {REFERENCE_FRAME} ({growth:+.1%}): {'within' if ok else 'NOT within'} {TOLERANCE:.0%}")
+    return ok
+
+
+def main(argv=None) -> int:
+    return run_tool(build_parser(), run, argv)

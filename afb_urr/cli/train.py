@@ -1,0 +1,125 @@
+"""``afb-urr-train`` / ``python tools/train.py``: train AFB-URR from a config.
+
+  python tools/train.py --config configs/train_synthetic.yaml
+  python tools/train.py --config configs/train_davis17.yaml --init runs/stage0/latest.pth
+  python tools/train.py --config configs/train_davis17.yaml --resume runs/davis17/latest.pth
+  torchrun --nproc_per_node 4 tools/train.py --config configs/train_youtube_vos.yaml
+  python tools/train.py --config configs/train_synthetic.yaml --evaluate CKPT --val-videos 32
+
+One clip per step per process: frame 0 is memorised with its ground truth,
+the other frames are segmented against it in one batch; loss = cross-entropy
++ 0.5 x uncertainty loss. Writes ``latest.pth`` (resumable, published
+checkpoint format), ``epoch_NNNN.pth`` every ``train.save_every`` epochs,
+``log.csv`` (step, epoch, loss, ce, uncertainty, lr, clips/s), ``val.csv``
+(J&F on held-out videos) and TensorBoard events when tensorboard is
+installed, all under ``train.output_dir``.
+
+Under ``torchrun`` (several processes, one or more nodes) it trains with
+DistributedDataParallel: NCCL on CUDA, gloo on CPU; rank 0 logs and writes
+checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+
+from . import HelpFormatter, add_debug_option, run_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train AFB-URR (semi-supervised video object segmentation) from a YAML config.",
+        formatter_class=HelpFormatter)
+    p.add_argument("--config", required=True, metavar="YAML",
+                   help="training config (configs/train_*.yaml, or a bare name such as train_synthetic)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", metavar="CKPT",
+                       help="continue a run exactly (weights, optimiser, scheduler, RNG, step) from a "
+                            "checkpoint this script wrote")
+    start.add_argument("--init", metavar="CKPT",
+                       help="start from these weights (any published-format checkpoint) with a fresh "
+                            "optimiser, e.g. a stage-0 checkpoint for DAVIS fine-tuning")
+    start.add_argument("--evaluate", metavar="CKPT",
+                       help="do not train: score this checkpoint's J&F on the config's held-out "
+                            "synthetic videos (val:) and exit")
+    p.add_argument("--output-dir", metavar="DIR", help="override train.output_dir")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop after the step that crosses MIN minutes of training (a checkpoint is "
+                        "written and validation runs)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="override train.max_steps")
+    p.add_argument("--export", metavar="PTH",
+                   help="at the end also write fp16 weights only (e.g. weights/demo_synthetic_resnet18.pth)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-validate", action="store_true", help="skip J&F validation")
+    p.add_argument("--val-videos", type=int, metavar="N",
+                   help="override val.videos (held-out videos scored; the first N of the val split)")
+    p.add_argument("--validate-first", action="store_true",
+                   help="also measure J&F before the first step (the untrained score), into val.csv")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_debug_option(p)
+    return p
+
+
+def evaluate_checkpoint(cfg, vc, args) -> int:
+    """``--evaluate``: J&F of a checkpoint on the held-out videos, overall and by
+    number of objects per video (means of the per-video scores)."""
+    import numpy as np
+
+    from ..checkpoint import load_model
+    from ..inference import resolve_device
+    from ..training.validate import build_val_videos
+    from ..training.validate import evaluate
+
+    if vc.videos == 0:
+        raise ValueError("--evaluate needs held-out videos: set val.videos in the config or pass "
+                         "--val-videos N")
+    device = resolve_device(args.device)
+    model = load_model(args.evaluate, device)
+    videos = build_val_videos(vc)
+    scores = evaluate(model, videos, cfg.inference, device, progress=not args.no_progress)
+    print(f"{args.evaluate}: {scores}")
+    print("| objects | videos | J | F |")
+    print("|---|---|---|---|")
+    for n in sorted(set(scores.num_objects)):
+        jf = np.array([s for s, c in zip(scores.per_video, scores.num_objects) if c == n])
+        print(f"| {n} | {len(jf)} | {jf[:, 0].mean():.3f} | {jf[:, 1].mean():.3f} |")
+    return 0
+
+
+def run(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from ..config import load_config
+    from ..training.loop import Trainer
+
+    cfg = load_config(args.config)
+    tc, vc = cfg.train, cfg.val
+    if args.output_dir:
+        tc.output_dir = args.output_dir
+    if args.max_steps is not None:
+        tc.max_steps = args.max_steps
+    if args.val_videos is not None:
+        if args.val_videos < 0:
+            raise ValueError(f"--val-videos must be >= 0, got {args.val_videos}")
+        vc.videos = args.val_videos
+    if args.evaluate:
+        return evaluate_checkpoint(cfg, vc, args)
+    if args.no_validate:
+        vc.videos = 0
+    trainer = Trainer(cfg, resume=args.resume, init=args.init, device=args.device,
+                      time_limit=args.time_limit, progress=not args.no_progress)
+    try:
+        if args.validate_first:
+            trainer.validate()
+        trainer.fit()
+        if args.export:
+            trainer.export(args.export, half=True)
+            trainer.log(f"exported fp16 weights to {args.export}")
+    finally:
+        trainer.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(build_parser(), run, argv)

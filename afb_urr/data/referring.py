@@ -1,0 +1,304 @@
+"""Synthetic referring expressions over the procedural videos of :mod:`.synthetic`.
+
+A small grammar of colour, shape, size, position and motion describes one
+object of a frame: "the red ellipse", "the small polygon on the left", "the
+largest shape", "the shape moving up". An expression is produced only when it
+is unambiguous in that frame: no other visible object fits every part of it,
+with margins (colour away from a hue boundary, sizes >= 1.5x apart, positions
+>= 15% of the frame apart), so the truth is never a coin toss.
+
+Two phrasings of every description exist: ``"train"`` templates ("the red
+ellipse on the left") and ``"heldout"`` templates with unseen wording ("the
+oval that is red to the left"), for measuring generalisation to new phrasings;
+held-out videos are the ``"val"`` split of :class:`SyntheticVideos`.
+
+Object attributes (shape kind, hue, true centre trajectory) come from
+replaying ``render_video``'s random stream; visible area and position come
+from the rendered label map of the frame.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import synthetic as syn
+from .clips import NoObjectError
+
+ATTRIBUTES = ("colour", "shape", "size", "position", "motion")
+# Motion is not visible in a single frame; a one-image model (LAVT) cannot learn it, so it is opt-in.
+STATIC_ATTRIBUTES = ("colour", "shape", "size", "position")
+COLOURS = ("red", "yellow", "green", "cyan", "blue", "purple")  # hue bins centred at k/6
+HUE_MARGIN = 0.04       # a hue this close to a bin boundary has no single colour name
+SIZE_RATIO = 1.5        # "largest"/"smallest": visible area this many times the runner-up
+POSITION_GAP = 0.15     # "on the left": centroid this share of the frame apart from the others
+MOTION_FRAMES = 4       # motion is measured over this many frames
+MOTION_MIN = 0.03       # and must cover this share of the shorter side
+MIN_AREA = 0.002        # a target must show this share of the frame
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+_PHRASES = {
+    "train": dict(noun={"ellipse": "ellipse", "rectangle": "rectangle", "polygon": "polygon", None: "shape"},
+                  size={"largest": "largest", "smallest": "smallest"},
+                  side={"left": "on the left", "right": "on the right", "top": "at the top",
+                        "bottom": "at the bottom"},
+                  motion="moving {}", colour_after=False),
+    "heldout": dict(noun={"ellipse": "oval", "rectangle": "box", "polygon": "irregular shape", None: "object"},
+                    size={"largest": "biggest", "smallest": "tiniest"},
+                    side={"left": "to the left", "right": "to the right", "top": "near the top",
+                          "bottom": "near the bottom"},
+                    motion="going {}", colour_after=True),
+}
+
+
+def colour_names(hue: float) -> set[str]:
+    """Colour names a hue could be called: one name, or two within HUE_MARGIN of a boundary."""
+    names = set()
+    for k, name in enumerate(COLOURS):
+        d = abs((hue - k / 6 + 0.5) % 1.0 - 0.5)  # circular distance to the bin centre
+        if d < 1 / 12 + HUE_MARGIN:
+            names.add(name)
+    return names
+
+
+@dataclass
+class ObjectInfo:
+    """What the grammar can say about one object in one frame."""
+    label: int
+    shape: str
+    colours: set[str]
+    area: int
+    centroid: tuple[float, float]  # (x, y) of the visible pixels
+    motion: str | None             # "up" / "down" / "left" / "right" / None when unclear
+    motions: set[str]              # every direction the motion could be called (for distractors)
+
+
+@dataclass
+class Replayed:
+    """An object of a rendered video as ``render_video`` made it: its outline kind, hue and motion."""
+    shape: str
+    hue: float
+    obj: syn._Object  # outline, texture, centre T x 2, scale, angle
+
+
+def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_objects: int) -> list[Replayed]:
+    """Each object of ``render_video(seed, num_frames, size, num_objects)``, replaying its random stream."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_frames, dtype=np.float64)
+    bg_hue = rng.random()
+    margin = int(math.ceil(0.08 * max(h, w))) + 1
+    syn._texture(rng, h + 2 * margin, w + 2 * margin, bg_hue, syn._TEXTURES[rng.integers(len(syn._TEXTURES))])
+    rng.uniform(-1, 1, 2)  # camera drift
+    out = []
+    for k in range(num_objects):
+        hue = bg_hue + (k + 1) / (num_objects + 1) + rng.uniform(-0.05, 0.05)
+        probe = copy.deepcopy(rng)  # _make_object draws the radius, then the outline kind
+        kind, _ = syn._outline(probe, min(h, w) * probe.uniform(0.12, 0.22))
+        out.append(Replayed(kind, hue % 1.0, syn._make_object(rng, t, h, w, hue)))
+    return out
+
+
+def _motion(centre: np.ndarray, t: int, side: int) -> tuple[str | None, set[str]]:
+    """(clear direction or None, every direction it could be called) of the centre over MOTION_FRAMES frames."""
+    t0, t1 = (t, t + MOTION_FRAMES) if t + MOTION_FRAMES < len(centre) else (max(0, t - MOTION_FRAMES), t)
+    dx, dy = centre[t1] - centre[t0]
+    step = MOTION_MIN * side
+    plausible = {name for name, v in (("right", dx), ("left", -dx), ("down", dy), ("up", -dy)) if v >= step / 2}
+    clear = None
+    if max(abs(dx), abs(dy)) >= step and abs(dx) >= 2 * abs(dy):
+        clear = "right" if dx > 0 else "left"
+    elif max(abs(dx), abs(dy)) >= step and abs(dy) >= 2 * abs(dx):
+        clear = "down" if dy > 0 else "up"
+    return clear, plausible
+
+
+def frame_objects(labels: np.ndarray, replay, t: int) -> list[ObjectInfo]:
+    """Visible objects of frame ``t`` (labels H x W) with their attributes."""
+    h, w = labels.shape
+    objs = []
+    for k, rep in enumerate(replay):
+        ys, xs = np.nonzero(labels == k + 1)
+        if len(xs) == 0:
+            continue
+        clear, plausible = _motion(rep.obj.centre, t, min(h, w))
+        objs.append(ObjectInfo(k + 1, rep.shape, colour_names(rep.hue), len(xs), (float(xs.mean()), float(ys.mean())),
+                               clear, plausible))
+    return objs
+
+
+def _categorical(o: ObjectInfo, desc: dict) -> bool:
+    return ((desc.get("colour") is None or desc["colour"] in o.colours)
+            and (desc.get("shape") is None or desc["shape"] == o.shape)
+            and (desc.get("motion") is None or desc["motion"] in o.motions))
+
+
+def _extreme(target: ObjectInfo, others: list[ObjectInfo], key, gap: float) -> bool:
+    """``key(target)`` exceeds every other's by ``gap`` (others may be empty)."""
+    return all(key(target) - key(o) >= gap for o in others)
+
+
+def _relational_ok(target: ObjectInfo, others: list[ObjectInfo], desc: dict, size: tuple[int, int]) -> bool:
+    h, w = size
+    if desc.get("size") == "largest" and not all(target.area >= SIZE_RATIO * o.area for o in others):
+        return False
+    if desc.get("size") == "smallest" and not all(SIZE_RATIO * target.area <= o.area for o in others):
+        return False
+    side = desc.get("side")
+    keys = {"left": (lambda o: -o.centroid[0], w), "right": (lambda o: o.centroid[0], w),
+            "top": (lambda o: -o.centroid[1], h), "bottom": (lambda o: o.centroid[1], h)}
+    if side is not None and not _extreme(target, others, keys[side][0], POSITION_GAP * keys[side][1]):
+        return False
+    return True
+
+
+def unambiguous(target: ObjectInfo, objs: list[ObjectInfo], desc: dict, size: tuple[int, int]) -> bool:
+    """True when ``desc`` fits ``target`` and no other visible object.
+
+    Relational parts (size, side) compare the target with the objects that fit
+    the categorical parts (colour, shape, motion); they need >= 2 such objects.
+    """
+    if not _categorical(target, desc) or (desc.get("colour") and len(target.colours) != 1):
+        return False
+    if desc.get("motion") and desc["motion"] != target.motion:
+        return False
+    group = [o for o in objs if o.label != target.label and _categorical(o, desc)]
+    relational = desc.get("size") is not None or desc.get("side") is not None
+    if not relational:
+        return not group
+    return bool(group) and _relational_ok(target, group, desc, size)
+
+
+def descriptions(target: ObjectInfo, attributes=STATIC_ATTRIBUTES) -> list[dict]:
+    """Every combination of the target's attribute values (at most one relational part, each kind once)."""
+    options = {"colour": sorted(target.colours) if len(target.colours) == 1 else [],
+               "shape": [target.shape], "size": ["largest", "smallest"],
+               "position": ["left", "right", "top", "bottom"],
+               "motion": [target.motion] if target.motion else []}
+    slots = [[None] + (options[a] if a in attributes else []) for a in ("colour", "shape", "motion")]
+    rel = [{}] + [{"size": v} for v in options["size"] if "size" in attributes] \
+        + [{"side": v} for v in options["position"] if "position" in attributes]
+    out = []
+    for colour, shape, motion in itertools.product(*slots):
+        for r in rel:
+            desc = dict(colour=colour, shape=shape, motion=motion, **r)
+            if any(v is not None for v in desc.values()):
+                out.append(desc)
+    return out
+
+
+def realise(desc: dict, style: str = "train") -> str:
+    """The English phrase of a description in the ``"train"`` or ``"heldout"`` templates."""
+    p = _PHRASES[style]
+    words = ["the"]
+    if desc.get("size"):
+        words.append(p["size"][desc["size"]])
+    if desc.get("colour") and not p["colour_after"]:
+        words.append(desc["colour"])
+    words.append(p["noun"][desc.get("shape")])
+    if desc.get("colour") and p["colour_after"]:
+        words += ["that", "is", desc["colour"]]
+    if desc.get("side"):
+        words.append(p["side"][desc["side"]])
+    if desc.get("motion"):
+        words.append(p["motion"].format(desc["motion"]))
+    return " ".join(words)
+
+
+def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
+                attributes=STATIC_ATTRIBUTES) -> dict[int, list[str]]:
+    """label -> the unambiguous expressions for that object in frame ``t`` (objects with none are left out)."""
+    if style not in _PHRASES:
+        raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
+    unknown = set(attributes) - set(ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"unknown referring attributes {sorted(unknown)}; expected a subset of {ATTRIBUTES}")
+    objs = frame_objects(labels, replay, t)
+    out = {}
+    for o in objs:
+        if o.area < MIN_AREA * labels.size:
+            continue
+        found = [realise(d, style) for d in descriptions(o, attributes) if unambiguous(o, objs, d, labels.shape)]
+        if found:
+            out[o.label] = sorted(set(found))
+    return out
+
+
+def grammar_words() -> list[str]:
+    """Every word any template can produce (both styles), sorted."""
+    words = set()
+    for style, p in _PHRASES.items():
+        for text in list(p["noun"].values()) + list(p["size"].values()) + list(p["side"].values()):
+            words.update(text.split())
+        for d in ("up", "down", "left", "right"):
+            words.update(p["motion"].format(d).split())
+    words.update(COLOURS)
+    words.update(("the", "that", "is"))
+    return sorted(words)
+
+
+def write_vocab(path: str) -> list[str]:
+    """A WordPiece vocab.txt for the grammar: [PAD] (id 0), [UNK], [CLS], [SEP], [MASK], then the words."""
+    tokens = list(SPECIAL_TOKENS) + grammar_words()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    return tokens
+
+
+class ReferringSamples:
+    """(frame, object mask, expression) samples over a split of procedural videos.
+
+    Item i draws from video i of ``split`` (seeds of "train" and "val" never
+    overlap): a frame (frame 0 with ``frames="first"``), an object of it that
+    has an unambiguous expression, and one of those expressions, in the
+    ``style`` templates ("train" or "heldout"). The choice depends only on
+    (seed, epoch, i). Returns ``{"image": H x W x 3 uint8, "mask": H x W bool,
+    "expression": str, "video": name, "frame": t, "label": k}``.
+    """
+
+    def __init__(self, split: str = "train", num_videos: int = 100, style: str = "train",
+                 attributes=STATIC_ATTRIBUTES, frames: str = "all", num_frames: int = 30,
+                 size: tuple[int, int] = (240, 432), min_objects: int = 1, max_objects: int = 3, seed: int = 0,
+                 cache_size: int = 32):
+        if style not in _PHRASES:
+            raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
+        if frames not in ("all", "first"):
+            raise ValueError(f"frames must be 'all' or 'first', got {frames!r}")
+        self.videos = syn.SyntheticVideos(split, num_videos, num_frames, size, min_objects, max_objects,
+                                          cache_size=cache_size)
+        self.style, self.attributes, self.frames = style, tuple(attributes), frames
+        self.seed, self.epoch = int(seed), 0
+        self._replays: dict[int, list[Replayed]] = {}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def replay(self, index: int) -> list[Replayed]:
+        if index not in self._replays:
+            v = self.videos
+            self._replays[index] = replay_objects(v.seed(index), v.num_frames, v.size, v.spec(index)[0])
+        return self._replays[index]
+
+    def expressions(self, index: int, t: int) -> dict[int, list[str]]:
+        """label -> unambiguous expressions of video ``index`` at frame ``t``."""
+        return expressions(self.videos[index].masks[t], self.replay(index), t, self.style, self.attributes)
+
+    def __getitem__(self, index: int) -> dict:
+        video = self.videos[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        order = [0] if self.frames == "first" else rng.permutation(len(video.masks)).tolist()
+        for t in order:
+            found = self.expressions(index, t)
+            if found:
+                label = sorted(found)[rng.integers(len(found))]
+                text = found[label][rng.integers(len(found[label]))]
+                return {"image": video.frames[t], "mask": video.masks[t] == label, "expression": text,
+                        "video": video.name, "frame": int(t), "label": int(label)}
+        raise NoObjectError(f"{video.name}: no object with an unambiguous {self.style} expression "
+                            f"in frames {order[:5]}{'...' if len(order) > 5 else ''}")

@@ -1,0 +1,136 @@
+"""Synthetic referring expressions: faithful attributes, unambiguous expressions, held-out phrasing, vocabulary."""
+import colorsys
+import itertools
+
+import numpy as np
+import pytest
+
+from afb_urr.data import synthetic as syn
+from afb_urr.data.clips import NoObjectError
+from afb_urr.data.referring import (ATTRIBUTES, ObjectInfo, ReferringSamples, colour_names, descriptions,
+                                    expressions, realise, replay_objects, unambiguous, write_vocab)
+from afb_urr.referring.tokenizer import load_tokenizer
+
+SIZE = (96, 160)
+
+
+def _video(seed, n=3, frames=6):
+    return syn.render_video(seed, frames, SIZE, n), replay_objects(seed, frames, SIZE, n)
+
+
+def test_replay_reproduces_the_rendered_objects():
+    for seed in (3, 4, 5):
+        (frames, masks), replay = _video(seed)
+        for t in (0, 5):
+            for k, rep in enumerate(replay):
+                y0, x0, m, _ = syn._draw(rep.obj, t, *SIZE)
+                drawn = np.zeros(SIZE, bool)
+                drawn[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
+                visible = masks[t] == k + 1
+                assert visible.any() and not (visible & ~drawn).any()  # every labelled pixel is this outline's
+
+
+def test_colour_names_by_hand_and_on_rendered_pixels():
+    assert colour_names(0.0) == {"red"} and colour_names(0.98) == {"red"}
+    assert colour_names(1 / 6) == {"yellow"} and colour_names(4 / 6) == {"blue"}
+    assert colour_names(1 / 12) == {"red", "yellow"} and colour_names(0.25 + 0.01) == {"yellow", "green"}
+    checked = 0
+    for seed in range(10, 16):
+        (frames, masks), replay = _video(seed, frames=1)
+        for k, rep in enumerate(replay):
+            names = colour_names(rep.hue)
+            pix = frames[0][masks[0] == k + 1].astype(np.float64) / 255
+            if len(names) != 1 or len(pix) < 50:
+                continue
+            hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in pix[::7]])
+            mean = np.angle(np.exp(2j * np.pi * hues).mean()) / (2 * np.pi) % 1.0  # circular mean
+            assert names <= colour_names(mean), (seed, k, rep.hue, mean)
+            checked += 1
+    assert checked >= 8
+
+
+def _obj(label, shape="ellipse", colour="red", area=100, x=50.0, y=50.0, motion=None):
+    return ObjectInfo(label, shape, {colour} if isinstance(colour, str) else set(colour), area, (x, y), motion,
+                      {motion} if motion else set())
+
+
+def test_unambiguity_by_hand():
+    size = (100, 100)
+    red, blue = _obj(1, colour="red", area=100, x=20), _obj(2, colour="blue", area=140, x=80)
+    objs = [red, blue]
+    assert unambiguous(red, objs, dict(colour="red", shape="ellipse"), size)
+    assert not unambiguous(red, objs, dict(shape="ellipse"), size)
+    assert not unambiguous(blue, objs, dict(size="largest"), size)  # 1.4x: too close to call
+    assert unambiguous(red, objs, dict(side="left"), size)
+    assert not unambiguous(red, objs, dict(side="top"), size)  # same height
+    assert unambiguous(red, [red, _obj(2, colour="blue", area=150, x=80)], dict(size="smallest"), size)
+    assert not unambiguous(red, [red, _obj(2, colour=("red", "yellow"))], dict(colour="red"), size)
+    assert not unambiguous(_obj(1, colour=("red", "yellow")), objs, dict(colour="red"), size)
+    square = _obj(3, shape="rectangle", x=85)
+    assert unambiguous(red, [red, blue, square], dict(shape="ellipse", side="left"), size)  # square is no ellipse
+    assert not unambiguous(blue, [red, blue, square], dict(side="right"), size)  # square is further right
+    mover = _obj(1, motion="up")
+    assert unambiguous(mover, [mover, _obj(2, motion="left")], dict(motion="up"), size)
+    assert not unambiguous(mover, [mover, _obj(2, motion=None)], dict(motion="up", colour="blue"), size)
+
+
+def test_every_generated_expression_names_one_object():
+    for seed in range(30, 36):
+        (frames, masks), replay = _video(seed, n=4)
+        for t in (0, 3):
+            found = expressions(masks[t], replay, t, "train", ATTRIBUTES)
+            owners = {}
+            for label, texts in found.items():
+                assert (masks[t] == label).any()
+                for text in texts:
+                    assert owners.setdefault(text, label) == label, (seed, t, text)
+
+
+def test_heldout_phrasing_never_appears_in_training_phrasing():
+    target = _obj(1, shape="ellipse", colour="red", motion="up")
+    everything = []
+    for shape in ("ellipse", "rectangle", "polygon"):
+        target.shape = shape
+        everything += descriptions(target, ATTRIBUTES)
+    everything = [dict(t) for t in {tuple(sorted(d.items())) for d in everything}]
+    train = {realise(d, "train") for d in everything}
+    heldout = {realise(d, "heldout") for d in everything}
+    assert len(train) == len(everything) and not train & heldout
+    assert realise(dict(colour="red", shape="ellipse"), "train") == "the red ellipse"
+    assert realise(dict(shape="polygon", size="smallest", side="left"), "train") == "the smallest polygon on the left"
+    assert realise(dict(motion="up"), "train") == "the shape moving up"
+    assert realise(dict(colour="red", shape="ellipse", side="left"), "heldout") == "the oval that is red to the left"
+
+
+def test_vocabulary_covers_the_grammar(tmp_path):
+    path = str(tmp_path / "vocab.txt")
+    vocab = write_vocab(path)
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(set(vocab)) == len(vocab)
+    tok = load_tokenizer(path)
+    target = _obj(1, motion="down")
+    for shape, style in itertools.product(("ellipse", "rectangle", "polygon"), ("train", "heldout")):
+        target.shape = shape
+        for d in descriptions(target, ATTRIBUTES):
+            text = realise(d, style)
+            assert tok.tokenize(text) == text.split()  # whole words, no [UNK]
+
+
+def test_samples_deterministic_and_split_apart():
+    train = ReferringSamples("train", 4, num_frames=6, size=SIZE, max_objects=3, seed=1)
+    val = ReferringSamples("val", 4, style="heldout", frames="first", num_frames=6, size=SIZE, seed=1)
+    assert not {train.videos.seed(i) for i in range(4)} & {val.videos.seed(i) for i in range(4)}
+    a, b = train[2], ReferringSamples("train", 4, num_frames=6, size=SIZE, max_objects=3, seed=1)[2]
+    assert a["expression"] == b["expression"] and a["frame"] == b["frame"] and np.array_equal(a["mask"], b["mask"])
+    video = train.videos[2]
+    assert np.array_equal(a["mask"], video.masks[a["frame"]] == a["label"])
+    assert a["expression"] in train.expressions(2, a["frame"])[a["label"]]
+    for i in range(4):
+        try:
+            s = val[i]
+        except NoObjectError:
+            continue
+        assert s["frame"] == 0 and s["expression"] in val.expressions(i, 0)[s["label"]]
+    with pytest.raises(ValueError, match="template style"):
+        ReferringSamples("train", 1, style="poetry")
+    with pytest.raises(ValueError, match="unknown referring attributes"):
+        expressions(video.masks[0], train.replay(2), 0, "train", ("smell",))
