@@ -23,6 +23,11 @@ _DEPTHS = {
 }
 
 
+# How files written by torch.save begin: a zip archive (the default since PyTorch 1.6) or,
+# for the legacy format, a pickle (protocol 2+ opcode 0x80).
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 class CheckpointError(ValueError):
     """The file is not a usable AFB-URR checkpoint."""
 
@@ -54,10 +59,16 @@ def read_state_dict(path: str) -> tuple[dict, dict]:
     """Load ``path`` and return (state_dict, the whole file's dict)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(_TORCH_MAGIC):
+        raise CheckpointError(f"{path} is not a checkpoint (not a file torch.save writes: "
+                              f"it starts with {head!r})")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # PyTorch's messages run to many lines of advice: keep the first
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise CheckpointError(f"{path} is not a checkpoint torch can read: {first}") from e
     if not isinstance(blob, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(blob).__name__}")
     state = blob["model"] if "model" in blob else blob

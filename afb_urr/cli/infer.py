@@ -17,9 +17,12 @@ With --dataset, every sequence of a dataset folder is segmented by its protocol
 (afb_urr/inference/protocols.py); a summary with fps and peak memory ends the run,
 and a rerun skips the sequences already finished.
 
-Each mode is one function (``run_video``, ``run_demo``, ``run_dataset``) registered in ``MODES``;
-``select_mode`` picks it from the arguments, so further modes plug in beside them. The
-model assembly is :func:`afb_urr.inference.build_segmenter`'s.
+Layout: each argument group is one ``add_*_options(parser)`` function listed in
+``OPTION_GROUPS`` (a feature adds its group there, in its own module when it is
+more than a few options); each mode is one function (``run_video`` in
+infer_video.py, ``run_demo``, ``run_dataset``) registered in ``MODES``, and
+``select_mode`` picks it from the arguments. The model options and the Segmenter
+they make are infer_model.py's (over :func:`afb_urr.inference.build_segmenter`).
 """
 from __future__ import annotations
 
@@ -27,57 +30,110 @@ import argparse
 import os
 
 from . import HelpFormatter, add_debug_option, run_tool
+from .infer_model import add_model_options, build_segmenter, build_segmenter_factory
+from .infer_video import run_video
 
-DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml; with --dataset, the config named after the dataset
 DATASETS = ("davis17", "youtube_vos", "long_video")
 DEFAULT_SPLITS = {"davis17": "val", "youtube_vos": "valid"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Semi-supervised video object segmentation with AFB-URR: give the first "
-                    "frame's label map, get one for every frame.",
-        formatter_class=HelpFormatter)
-    io = p.add_argument_group("input / output")
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    io = p.add_argument_group("input")
     io.add_argument("--video", metavar="PATH",
                     help="video file (anything OpenCV reads), folder of frames (jpg/png/bmp/webp, "
-                         "sorted by name), or DAVIS-style sequence folder "
-                         "<root>/JPEGImages/480p/<seq>")
+                         "sorted by name), DAVIS-style sequence folder <root>/JPEGImages/480p/<seq> "
+                         "(its Annotations/480p/<seq>/*.png are the default masks, all of them), a "
+                         "camera index (0) or a stream URL (rtsp://, http://, ...)")
     io.add_argument("--sequence", metavar="NAME",
                     help="sequence to take when --video is a dataset root holding several")
-    io.add_argument("--mask", metavar="PNG",
-                    help="first frame's label map: palette PNG (indices) or grayscale PNG "
-                         "(values); 0 = background, 1..N = objects, 255 (DAVIS void) = background, "
-                         "a 0/255 binary mask = one object. Default for a DAVIS sequence: "
-                         "Annotations/480p/<seq>/<first frame>.png")
-    io.add_argument("--out", metavar="DIR",
-                    help="folder for the masks: one DAVIS-palette PNG per frame, named after the "
-                         "frame (00000.png ... for video files)")
-    io.add_argument("--overlay", metavar="FILE.mp4",
-                    help="also write an mp4 with the objects tinted and outlined, for a visual check")
-    io.add_argument("--fps", type=float, default=24.0,
-                    help="frame rate of the overlay when the input has none (folders of frames)")
-    io.add_argument("--max-frames", type=int, metavar="N",
-                    help="stop after N frames (the N-th is then treated as the last frame)")
-    m = p.add_argument_group("model")
-    m.add_argument("--weights", metavar="CKPT",
-                   help="checkpoint (published format); for --demo default weights/demo_synthetic_resnet18.pth")
-    m.add_argument("--config",
-                   help="YAML config (path or name in configs/); its 'inference' section sets the "
-                        f"feature bank; the options below override it (default: {DEFAULT_CONFIG}; "
-                        "with --dataset, that dataset's config: davis17, youtube_vos, long_video)")
-    m.add_argument("--device", default=None,
-                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
-    m.add_argument("--budget", type=int,
-                   help="feature-bank entries over all objects (config default 300000)")
-    m.add_argument("--update-rate", type=float,
-                   help="feature-bank merge rate (0.1 DAVIS, 0.05 YouTube-VOS / long videos)")
+    io.add_argument("--mask", metavar="PNG", action="append",
+                    help="the label map of one frame (the first; with --start-frame that frame; "
+                         "with --direction backward the last): palette PNG (indices) or grayscale "
+                         "PNG (values); 0 = background, 1..N = objects, 255 (DAVIS void) = "
+                         "background, a 0/255 binary mask = one object. Give it once")
+    io.add_argument("--masks", metavar="DIR",
+                    help="folder of label PNGs named after their frames (<frame>.png; for a video "
+                         "file 00012.png or 12.png), any subset of frames: an id first seen at a "
+                         "frame is an object entering there, an id seen before is a correction")
+    io.add_argument("--resize-masks", action="store_true",
+                    help="resize (nearest-neighbour) masks that are 1-2 px off the frame size "
+                         "instead of refusing them; other sizes are always refused")
+    io.add_argument("--stream-timeout", type=positive_float, metavar="S",
+                    help="live sources: end the run when no frame came for S seconds (default 10); "
+                         "the masks so far are kept and the output is marked INCOMPLETE")
+
+
+def add_propagation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("propagation (--video)")
+    g.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
+                   help="forward: each object from its latest mask before a frame; backward: from "
+                        "its earliest mask after it; both: from the nearest mask (ties: the "
+                        "earlier one)")
+    g.add_argument("--start-frame", metavar="FRAME",
+                   help="frame (name or index) the --mask is for and where the run starts; with "
+                        "--masks, forward writes the frames from it on, backward those up to it")
+    g.add_argument("--max-frames", type=positive_int, metavar="N",
+                   help="segment at most N frames from the start (backward: up to it); forward "
+                        "from one mask, the N-th is treated as the last frame")
+    g.add_argument("--new-object", choices=("keep", "reset"),
+                   help="keep (default for --video): objects entering later join the memory of "
+                        "the others; reset (the published protocol, used by --dataset): the whole "
+                        "memory restarts at the frame where an object enters")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    from ..io.exports import FORMATS
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR",
+                     help="folder for the masks, one file per frame named after it (00000.png ... "
+                          "for video files); a run that stops part-way leaves an INCOMPLETE file "
+                          "saying why; a folder holding another run's files is refused")
+    out.add_argument("--format", nargs="+", choices=FORMATS, metavar="NAME",
+                     help="export formats (default palette): palette (<out>/<frame>.png, DAVIS "
+                          "palette), binary (<out>/binary/<id>/<frame>.png, 0/255), coco "
+                          "(<out>/coco.json, RLE masks with frame, object id, area, bbox), rgba "
+                          "(<out>/rgba/<id>/<frame>.png cut-outs)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="clear the masks and exports of an earlier run from --out first")
+    out.add_argument("--overlay", metavar="FILE.mp4",
+                     help="also write an mp4 with the objects tinted and outlined, for a visual check")
+    out.add_argument("--overlay-uncertainty", action="store_true",
+                     help="shade the pixels where the model is unsure (magenta) in the overlay")
+    out.add_argument("--fps", type=float, default=24.0,
+                     help="frame rate of the overlay when the input has none (folders of frames)")
+    out.add_argument("--report", metavar="FILE.csv",
+                     help="write per frame its uncertainty score (sum of the uncertainty over the "
+                          "foreground area) and per object its confidence (mean probability) and "
+                          "area: columns frame_index, frame, score, object_id, confidence, area")
+    out.add_argument("--suggest", type=positive_int, metavar="K",
+                     help="print the K frames most worth annotating next (highest score, "
+                          "annotated frames left out)")
+
+
+def add_demo_options(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("demo")
     d.add_argument("--demo", action="store_true",
                    help="segment a deterministic synthetic video (40 frames of moving textured "
                         "shapes, 2 objects) with the demo weights and print its mean J (IoU over "
                         "frames 1..39 and both objects) against the known masks; --out and "
                         "--overlay also work here")
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
     ds = p.add_argument_group(
         "dataset protocols",
         "segment every sequence of a dataset folder into --out and print sequences done/skipped, "
@@ -98,66 +154,49 @@ def build_parser() -> argparse.ArgumentParser:
                                     "youtube_vos: split folder (default valid); unused for long_video")
     ds.add_argument("--resolution", default="480p",
                     help="davis17: resolution folder under JPEGImages/Annotations")
+
+
+def add_other_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("other")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_debug_option(g)
+
+
+# One function per argument group, in --help order; a feature adds its group here.
+OPTION_GROUPS = [add_input_options, add_propagation_options, add_output_options, add_model_options,
+                 add_demo_options, add_dataset_options, add_other_options]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Semi-supervised video object segmentation with AFB-URR: give the label map "
+                    "of some frames, get one for every frame.",
+        formatter_class=HelpFormatter)
+    for add in OPTION_GROUPS:
+        add(p)
     return p
 
 
-def build_segmenter_factory(args, weights: str):
-    """A callable making a fresh Segmenter per video from --config, --device, --budget,
-    --update-rate; the weights are loaded on its first call, once."""
-    from ..inference import segmenter_factory
-    return segmenter_factory(weights, args.config or DEFAULT_CONFIG, args.device, budget=args.budget,
-                             update_rate=args.update_rate)
+# Options only the --video mode reads: other modes refuse them rather than drop them.
+VIDEO_ONLY = ("video", "sequence", "mask", "masks", "resize_masks", "stream_timeout", "start_frame",
+              "max_frames", "new_object", "format", "overwrite", "overlay_uncertainty", "report",
+              "suggest")
 
 
-def build_segmenter(args, weights: str):
-    """Load ``weights`` into a Segmenter configured by the arguments."""
-    return build_segmenter_factory(args, weights)()
-
-
-def _check_out_dir(out: str, source) -> None:
-    src_dir = getattr(source, "path", None)
-    if src_dir and os.path.isdir(src_dir) and os.path.realpath(out) == os.path.realpath(src_dir):
-        raise ValueError(f"--out {out} is the input frame folder; choose another folder so the "
-                         f"frames are not overwritten")
-
-
-def run_video(args) -> int:
-    """Segment --video from --mask (or the DAVIS sequence's first annotation)."""
-    from ..inference import segment_stream, write_outputs
-    from ..io import open_frames, read_mask, void_to_background
-    if not args.video:
-        raise ValueError("--video is required (or use --demo)")
-    if not args.weights:
-        raise ValueError("--weights is required: a checkpoint to segment with")
-    if not args.out and not args.overlay:
-        raise ValueError("nothing to write: give --out DIR and/or --overlay FILE.mp4")
-    source = open_frames(args.video, sequence=args.sequence)
-    mask_path = args.mask or source.default_mask
-    if mask_path is None:
-        raise ValueError(f"--mask is required: {args.video} has no first-frame annotation "
-                         f"(only DAVIS-style sequence folders come with one)")
-    mask = void_to_background(read_mask(mask_path), binary_255_is_object=args.mask is not None)
-    if args.out:
-        _check_out_dir(args.out, source)
-        os.makedirs(args.out, exist_ok=True)
-    segmenter = build_segmenter(args, args.weights)
-    steps = segment_stream(segmenter, source, first_mask=mask, first_mask_name=f"mask {mask_path}",
-                           max_frames=args.max_frames,
-                           progress=not args.no_progress,
-                           desc=os.path.basename(os.path.normpath(args.video)))
-    n = write_outputs(steps, args.out, args.overlay, source.fps or args.fps)
-    where = [f"{n} masks in {args.out}"] if args.out else []
-    where += [f"overlay {args.overlay}"] if args.overlay else []
-    print(f"segmented {n} frames: " + ", ".join(where))
-    return 0
+def reject_video_options(args, mode: str, allowed=()) -> None:
+    """One-line error naming the --video options given to another mode (they would be ignored)."""
+    given = [f"--{k.replace('_', '-')}" for k in VIDEO_ONLY
+             if k not in allowed and getattr(args, k, None) not in (None, False)]
+    if args.direction != "forward" and "direction" not in allowed:
+        given.append("--direction")
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot be combined with {mode}")
 
 
 def run_demo(args) -> int:
     """Segment the deterministic synthetic demo video and print its mean J."""
     from ..inference import demo
+    reject_video_options(args, "--demo")
     weights = args.weights or demo.demo_weights()
     if not args.weights and not os.path.isfile(weights):  # a given --weights fails in the factory
         raise ValueError(f"demo weights not found at {weights}; train them with "
@@ -181,10 +220,9 @@ def run_dataset(args) -> int:
         raise ValueError("--weights is required: a checkpoint to segment with")
     if not args.out:
         raise ValueError("--out is required with --dataset: the results folder")
-    unused = [o for o, v in (("--video", args.video), ("--sequence", args.sequence), ("--mask", args.mask),
-                             ("--overlay", args.overlay), ("--max-frames", args.max_frames)) if v]
-    if unused:
-        raise ValueError(f"{', '.join(unused)} cannot be combined with --dataset")
+    if args.overlay:
+        raise ValueError("--overlay cannot be combined with --dataset")
+    reject_video_options(args, "--dataset")
     if args.split and args.dataset == "long_video":
         raise ValueError("--split does not apply to --dataset long_video (its root has no splits)")
     if args.config is None:

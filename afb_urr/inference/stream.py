@@ -29,13 +29,24 @@ class StreamStep:
 
 
 def with_last(items: Iterable) -> Iterator[tuple[Any, bool]]:
-    """Yield ``(item, is_last)``, looking one item ahead (holds at most one extra item)."""
+    """Yield ``(item, is_last)``, looking one item ahead (holds at most one extra item).
+
+    When reading the next item fails (a corrupt frame), the current one is still
+    yielded (as not last) before the error is raised, so no finished work is lost.
+    """
     it = iter(items)
     try:
         current = next(it)
     except StopIteration:
         return
-    for nxt in it:
+    while True:
+        try:
+            nxt = next(it)
+        except StopIteration:
+            break
+        except Exception:
+            yield current, False
+            raise
         yield current, False
         current = nxt
     yield current, True

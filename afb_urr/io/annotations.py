@@ -108,9 +108,10 @@ class MaskFolder:
     object_ids: dict[str, tuple[int, ...]]
     frame_size: tuple[int, int]
     resize: bool = False
+    binary_255_is_object: bool = False
 
     def read(self, name: str) -> np.ndarray:
-        return load_mask(self.paths[name], self.frame_size, self.resize)
+        return load_mask(self.paths[name], self.frame_size, self.resize, self.binary_255_is_object)
 
     def first_frames(self) -> dict[int, str]:
         """Object id -> the first annotated frame that holds it."""
@@ -122,16 +123,18 @@ class MaskFolder:
 
 
 def check_masks(paths: dict[str, str], frame_size: tuple[int, int], resize: bool = False,
-                max_objects: int | None = None) -> MaskFolder:
+                max_objects: int | None = None, binary_255_is_object: bool = False) -> MaskFolder:
     """Read every mask of ``paths`` once: readable, a label map, the frame size, objects.
 
     A mask with no object, or one that brings the video past ``max_objects``
-    objects in all, is an error naming the file.
+    objects in all, is an error naming the file. ``binary_255_is_object``: see
+    :func:`load_mask` (for a single mask given by the user).
     """
     object_ids: dict[str, tuple[int, ...]] = {}
     seen: set[int] = set()
     for name, path in paths.items():
-        ids = tuple(int(i) for i in np.unique(load_mask(path, frame_size, resize)) if i)
+        ids = tuple(int(i) for i in np.unique(load_mask(path, frame_size, resize, binary_255_is_object))
+                    if i)
         if not ids:
             raise InputError(f"mask {path} holds no object (only 0 and the void label 255)")
         seen.update(ids)
@@ -139,7 +142,8 @@ def check_masks(paths: dict[str, str], frame_size: tuple[int, int], resize: bool
             raise InputError(f"mask {path} brings the video to {len(seen)} objects "
                              f"({', '.join(map(str, sorted(seen)))}); at most {max_objects} fit")
         object_ids[name] = ids
-    return MaskFolder(dict(paths), object_ids, (int(frame_size[0]), int(frame_size[1])), resize)
+    return MaskFolder(dict(paths), object_ids, (int(frame_size[0]), int(frame_size[1])), resize,
+                      binary_255_is_object)
 
 
 def read_mask_folder(folder: str, frame_names: Sequence[str], frame_size: tuple[int, int],

@@ -57,11 +57,11 @@ class LiveSource(FrameSource):
     Opening waits up to ``stream_timeout`` s for the first frame (its size is then
     known: ``frame_size()``) and raises InputError if none comes. ``capture(path,
     timeout)`` makes the capture object (``read``, ``isOpened``, ``get``, ``release``);
-    tests pass a fake one.
+    default :func:`open_capture` (looked up when the source opens); tests pass a fake one.
     """
 
     def __init__(self, path: str, stream_timeout: float = 10.0, queue_size: int = 4,
-                 capture: Callable = open_capture):
+                 capture: Callable | None = None):
         if stream_timeout <= 0:
             raise ValueError(f"stream_timeout must be positive, got {stream_timeout}")
         self.path = path
@@ -71,7 +71,7 @@ class LiveSource(FrameSource):
         self._stop = threading.Event()
         self._count = 0
         self._started = False
-        self._thread = threading.Thread(target=self._read, args=(capture,), daemon=True,
+        self._thread = threading.Thread(target=self._read, args=(capture or open_capture,), daemon=True,
                                         name=f"capture {describe(path)}")
         self._thread.start()
         kind, item = self._next()
