@@ -27,6 +27,7 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 EVICTION_MODES = ("threshold", "minimal")
 NEW_OBJECT_MODES = ("reset", "keep")
+PRECISIONS = ("fp32", "bf16", "fp16")  # the Segmenter's compute precision
 AMP_MODES = ("none", "bf16", "fp16")
 LR_SCHEDULES = ("step", "cosine")
 BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm
@@ -48,6 +49,9 @@ class InferenceConfig:
     chunk_bytes: int = 256 * 2**20   # most bytes of attention one memory read materialises
     eviction: str = "threshold"      # "threshold" (published LFU loop) or "minimal"
     new_object: str = "reset"        # "reset" (published) or "keep" earlier memory
+    precision: str = "fp32"          # "fp32", "bf16" or "fp16": encoders/decoder under autocast, bank in that dtype
+    compile: bool = False            # torch.compile the encoders and the decoder (static shapes per video)
+    fold_batchnorm: bool = True      # run a copy of the model with frozen BatchNorm folded into the convs
 
     def replace(self, **overrides) -> "InferenceConfig":
         """A copy with the given fields changed; ``None`` values leave a field as it is."""

@@ -55,3 +55,27 @@ def test_memory_check_needs_frame_500(capsys):
     assert benchmark.report_check(rows, cuda=False)
     assert benchmark.main(["--frames", "20", "--check"]) == 1  # --check without frame 500: an error
     assert "needs --frames above 500" in capsys.readouterr().err
+
+
+def test_precision_halves_the_bank_bytes(capsys):
+    assert benchmark.main(["--fill", "--frames", "2", "--size", "32x48", "--budget", "300",
+                           "--precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "| bf16 |" in out
+    entries, bank_mib = _table(out)[0][4:6]
+    # 160 bf16 features, an int64 frame index and a float32 score per entry.
+    assert bank_mib == pytest.approx(entries * (160 * 2 + 8 + 4) / 2**20, abs=0.051)
+
+
+def test_compare_precision_prints_agreement_and_j_change(capsys):
+    from afb_urr.inference.demo import demo_weights
+    argv = ["--compare-precision", "--weights", demo_weights(), "--videos", "1", "--frames", "3",
+            "--size", "48x64"]
+    assert benchmark.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+(bf16|fp16)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([-+][\d.]+)\s+(met|NOT met)$", out, re.M)
+    assert [r[0] for r in rows] == ["bf16", "fp16"], out
+    for _, agree, j_ref, j, dj, _ in rows:
+        assert 90.0 <= float(agree) <= 100.0 and 0 <= float(j_ref) <= 1 and 0 <= float(j) <= 1
+        assert float(dj) == pytest.approx(float(j) - float(j_ref), abs=2e-4)
+    assert "targets: >= 99.5% of pixels agree, |dJ| <= 0.005" in out

@@ -4,6 +4,8 @@ a long synthetic video.
   python tools/benchmark.py                       # CPU: 2000 frames, 240x432, resnet18
   python tools/benchmark.py --device cuda --backbone resnet50 --size 480x854
   python tools/benchmark.py --fill --budget 10000 --frames 50   # a bank held at 10k entries
+  python tools/benchmark.py --device cuda --precision bf16 --compile --fill --budget 10000
+  python tools/benchmark.py --compare-precision --weights weights/demo_synthetic_resnet18.pth
 
 Frames are generated procedurally on the fly (afb_urr.inference.bench.ProceduralVideo),
 so the video itself is never held in memory: what grows is the model's working
@@ -20,14 +22,23 @@ small and the read-out is never exercised. ``--fill`` turns merging off (and
 evicts the fewest entries, so the bank stays at its budget), steps untimed
 until the bank is full, and then times --frames frames at the full budget.
 ``--profile`` prints the top operators (torch.profiler) of a few more steps.
+``--precision`` and ``--compile`` pick the Segmenter's compute precision and
+compiled graphs; with ``--compile`` the first two frames (where the graphs are
+compiled) are timed apart and reported.
+
+``--compare-precision`` times nothing: it segments --videos held-out synthetic
+videos (first frame given) in fp32 and in bf16 and fp16 and prints the share of
+pixels whose label agrees with fp32 and the change of J (targets: >= 99.5%,
+|dJ| <= 0.005); --check makes meeting them the exit status.
 """
 from __future__ import annotations
 
 import argparse
+import os
 
 from . import HelpFormatter, add_debug_option, run_tool
 
-CHECKPOINTS = (100, 500, 1000, 2000)
+CHECKPOINTS = (100, 500, 1000, 2000, 5000, 10000)
 REFERENCE_FRAME = 500
 TOLERANCE = 0.10
 NO_MERGE = 2.0  # cosine similarity never exceeds 1: every feature is appended
@@ -51,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk of the randomly initialised model (default resnet18 on CPU, "
                         "resnet50 on CUDA); ignored with --weights")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint to load instead of a random model")
-    p.add_argument("--size", type=parse_size, default="240x432", metavar="HxW", help="frame size")
-    p.add_argument("--frames", type=int, default=2000, help="video length")
+    p.add_argument("--size", type=parse_size, metavar="HxW",
+                   help="frame size (default 240x432; 120x216 with --compare-precision)")
+    p.add_argument("--frames", type=int, help="video length (default 2000; 20 with --compare-precision)")
     p.add_argument("--objects", type=int, default=2, help="objects in the video")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--config", default="long_video",
@@ -66,35 +78,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", action="store_true",
                    help="fill the bank before timing: no merging, minimal eviction, untimed steps "
                         "until the bank reaches its budget; then --frames timed frames at that size")
-    p.add_argument("--fold-batchnorm", action="store_true",
-                   help="fold the frozen BatchNorm layers into the convolutions before segmenting")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="compute precision of the encoders and decoder, and the bank's dtype (config: fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoders and the decoder")
+    p.add_argument("--no-fold-batchnorm", action="store_true",
+                   help="run the model as given, without folding BatchNorm into the convolutions")
+    p.add_argument("--compare-precision", action="store_true",
+                   help="instead of timing: label agreement and J change of bf16 and fp16 against fp32 "
+                        "over --videos held-out synthetic videos")
+    p.add_argument("--videos", type=int, default=8, help="held-out videos of --compare-precision")
     p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
                    help="after the run, profile STEPS more steps (default 5) and print the top operators")
     p.add_argument("--seed", type=int, default=0, help="seed of the video and the random model")
     p.add_argument("--check", action="store_true",
-                   help="exit with status 1 when the peak-memory check fails")
+                   help="exit with status 1 when the peak-memory check fails (needs --frames above 500; "
+                        "e.g. --frames 10000 for a long CUDA max-allocated check), or with "
+                        "--compare-precision when a target is not met")
     add_debug_option(p)
     return p
 
 
-def _segmenter(args):
-    """The Segmenter to time: --weights, or a random model of --backbone seeded by --seed."""
+def _factory(args):
+    """precision -> a fresh Segmenter of --weights (loaded once), or of a random model of
+    --backbone seeded by --seed, with the options' settings."""
     import torch
 
+    from ..checkpoint import load_model
     from ..inference import build_segmenter, resolve_device
-    from ..model import AFBURR, fold_batchnorm
+    from ..model import AFBURR
     device = resolve_device(args.device or "cpu")
     torch.manual_seed(args.seed)
-    weights = args.weights
-    if weights is None:
-        weights = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
-    if args.fold_batchnorm:
-        from ..checkpoint import load_model
-        weights = fold_batchnorm(load_model(weights, device=device) if isinstance(weights, str) else weights)
-    overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold)
+    if args.weights is not None:
+        if not os.path.isfile(args.weights):
+            raise ValueError(f"checkpoint not found: {args.weights}")
+        model = load_model(args.weights, device=device)
+    else:
+        model = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
+    overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold,
+                     compile=args.compile, fold_batchnorm=not args.no_fold_batchnorm)
     if args.fill:
         overrides.update(merge_threshold=NO_MERGE, eviction="minimal")
-    return build_segmenter(weights, args.config, device, **overrides)
+    return lambda precision: build_segmenter(model, args.config, device, precision=precision, **overrides)
 
 
 def _describe(seg, args) -> str:
@@ -105,7 +129,8 @@ def _describe(seg, args) -> str:
             + f" | backbone {seg.model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
             f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
             f" | merge threshold {seg.bank.merge_threshold} | eviction {seg.bank.eviction}"
-            + (" | BatchNorm folded" if args.fold_batchnorm else ""))
+            f" | {seg.config.precision}" + (" | compiled" if seg.config.compile else "")
+            + (" | BatchNorm folded" if seg.config.fold_batchnorm else ""))
 
 
 def run(args) -> int:
@@ -114,19 +139,28 @@ def run(args) -> int:
 
     from ..inference import bench
 
+    if args.compare_precision:
+        return compare(args)
+    args.frames = args.frames or 2000
     if args.frames < 2:
         raise ValueError(f"--frames must be at least 2, got {args.frames}")
     if args.check and args.frames <= REFERENCE_FRAME:
         raise ValueError(f"--check compares the last row with frame {REFERENCE_FRAME}: it needs "
                          f"--frames above {REFERENCE_FRAME}, got {args.frames}")
-    seg = _segmenter(args)
+    args.size = args.size or (240, 432)
+    seg = _factory(args)(args.precision)
     device, cuda = seg.device, seg.device.type == "cuda"
     video = bench.ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
     print(_describe(seg, args))
     start = 0
+    if args.compile:
+        first, second = bench.first_steps(seg, video)
+        start = 2
+        print(f"compile: first frame (memory encoder) {first:.1f} s, second frame (query encoder, "
+              f"decoder) {second:.1f} s")
     if args.fill:
         with tqdm(unit="frame", desc="filling the bank", dynamic_ncols=True) as bar:
-            start = bench.fill_bank(seg, video, seg.bank.budget, on_step=lambda t: bar.update(1))
+            start = bench.fill_bank(seg, video, seg.bank.budget, start=start, on_step=lambda t: bar.update(1))
         print(f"filled: {len(seg.bank)} entries ({bench.bank_bytes(seg.bank) / bench.MIB:.1f} MiB) "
               f"after {start} frames")
     if cuda:
@@ -144,6 +178,29 @@ def run(args) -> int:
         print(f"top operators over {args.profile} more steps:")
         print(bench.profile_steps(seg, video, start + args.frames, args.profile))
     return 1 if args.check and not ok else 0
+
+
+def compare(args) -> int:
+    """--compare-precision: bf16 and fp16 against fp32 on held-out synthetic videos."""
+    from tqdm import tqdm
+
+    from ..data import SyntheticVideos
+    from ..inference.agreement import compare_precisions, format_agreements
+    h, w = args.size or (120, 216)
+    frames = args.frames or 20
+    if frames < 2 or args.videos < 1:
+        raise ValueError(f"--compare-precision needs --frames >= 2 and --videos >= 1, got {frames} and {args.videos}")
+    videos = SyntheticVideos("val", args.videos, frames, (h, w), 1, 3, cache_size=0)
+    make = _factory(args)
+    seg = make("fp32")
+    print(f"precision agreement | device {seg.device} | backbone {seg.model.backbone} | "
+          f"{args.videos} held-out synthetic videos of {frames} frames, {h}x{w}, 1-3 objects"
+          + (f" | weights {args.weights}" if args.weights else " | random weights"))
+    with tqdm(total=args.videos, unit="video", desc="compare", dynamic_ncols=True) as bar:
+        rows = compare_precisions(make, ((v.frames, v.masks) for v in (videos[i] for i in range(args.videos))),
+                                  on_video=lambda i: bar.update(1))
+    print(format_agreements(rows))
+    return 1 if args.check and not all(r.within_targets for r in rows) else 0
 
 
 def report_check(rows, cuda: bool) -> bool:

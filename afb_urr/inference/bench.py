@@ -153,20 +153,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def first_steps(seg, video: ProceduralVideo) -> tuple[float, float]:
+    """Step a fresh segmenter through frames 0 (given its mask) and 1; their seconds (with
+    ``compile``, the first memorises through the compiled memory encoder and the second
+    compiles the query encoder and the decoder)."""
+    times = []
+    for t in (0, 1):
+        frame, labels = video.frame(t)
+        _sync(seg.device)
+        t0 = time.perf_counter()
+        seg.step(frame, mask=labels if t == 0 else None)
+        _sync(seg.device)
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1]
+
+
 def fill_bank(seg, video: ProceduralVideo, target: int, start: int = 0,
               on_step: Callable[[int], None] | None = None) -> int:
-    """Step ``seg`` through the video from frame ``start`` (which gets the mask) until the
-    bank holds at least ``target`` entries or one more frame would pass its budget.
-    Returns the index of the next frame. Merging must be off for the bank to grow."""
+    """Step ``seg`` through the video from frame ``start`` (given its mask when the
+    segmenter is fresh) until the bank holds at least ``target`` entries or one more frame
+    would pass its budget. Returns the index of the next frame. Merging must be off for
+    the bank to grow."""
     t = start
     while True:
         frame, labels = video.frame(t)
-        seg.step(frame, mask=labels if t == start else None)
+        seg.step(frame, mask=labels if seg.frame_index < 0 else None)
         t += 1
         if on_step:
             on_step(t)
         entries = len(seg.bank)
-        per_frame = entries // max(t - start, 1)
+        per_frame = entries // max(seg.frame_index + 1, 1)  # frames memorised so far
         if entries >= target or entries + per_frame > seg.bank.budget:
             return t
 
@@ -177,7 +193,7 @@ def run_timed(seg, video: ProceduralVideo, frames: int, checkpoints: Sequence[in
     """Time ``frames`` steps from video frame ``start`` (frame 0 of a fresh segmenter gets the
     mask and stays out of the timings). A Row at each of ``checkpoints`` (counts of steps)."""
     device = seg.device
-    clock = ReadoutClock(seg.model, device)
+    clock = ReadoutClock(seg.net, device)
     times, reads, rows, prev = [], [], [], 0
     try:
         for n in range(1, frames + 1):
