@@ -5,7 +5,9 @@ Per object i (0 = background) the bank holds keys (Ck x M_i), values
 accumulated read-out score. New features are merged into similar entries
 (``absorb``), the least-frequently-used entries are dropped when the
 per-object budget would be exceeded (``evict``). The bank never touches the
-network: it only stores and updates tensors.
+network: it only stores and updates tensors. Features keep the dtype they come in
+(a Segmenter in bf16 / fp16 stores half-precision features, half the bytes); the
+similarities and the merge are computed in fp32 whatever that dtype.
 """
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from .config import EVICTION_MODES, InferenceConfig
+
+
+def _fp32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision features as fp32 for similarities and merges (others as they are)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class FeatureBank:
@@ -156,17 +163,19 @@ class FeatureBank:
         return best_sim, best_idx
 
     def _merge(self, bank: torch.Tensor, new_normed: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Merge normalised new features (C x S) into bank columns ``idx`` (S): new bank C x M."""
+        """Merge normalised new features (C x S) into bank columns ``idx`` (S): new bank C x M.
+        The arithmetic runs in fp32 (at least); the bank keeps its dtype."""
+        work = torch.promote_types(bank.dtype, torch.float32)
         uniq, inverse = torch.unique(idx, return_inverse=True)
-        sums = torch.zeros(bank.shape[0], uniq.numel(), dtype=bank.dtype, device=bank.device)
-        sums.index_add_(1, inverse, new_normed.to(bank.dtype))
-        counts = torch.bincount(inverse, minlength=uniq.numel()).to(bank.dtype)
+        sums = torch.zeros(bank.shape[0], uniq.numel(), dtype=work, device=bank.device)
+        sums.index_add_(1, inverse, new_normed.to(work))
+        counts = torch.bincount(inverse, minlength=uniq.numel()).to(work)
         mean = sums / counts
-        old = bank[:, uniq]
+        old = bank[:, uniq].to(work)
         mag = old.norm(dim=0)
         merged = mag * ((1 - self.update_rate) * F.normalize(old, dim=0) + self.update_rate * mean)
         out = bank.clone()
-        out[:, uniq] = merged
+        out[:, uniq] = merged.to(bank.dtype)
         return out
 
     def absorb(self, keys: torch.Tensor, values: torch.Tensor, frame_index: int) -> list[int]:
@@ -183,12 +192,12 @@ class FeatureBank:
         appended = []
         for i in range(self.num_objects):
             kb, vb = self.keys[i], self.values[i]
-            new_k = F.normalize(keys[i], dim=0)
-            sim, idx = self._best_match(F.normalize(kb, dim=0), new_k)
+            new_k = F.normalize(_fp32(keys[i]), dim=0)
+            sim, idx = self._best_match(F.normalize(_fp32(kb), dim=0), new_k)
             merge = sim > self.merge_threshold
             if bool(merge.any()):
                 kb = self._merge(kb, new_k[:, merge], idx[merge])
-                vb = self._merge(vb, F.normalize(values[i][:, merge], dim=0), idx[merge])
+                vb = self._merge(vb, F.normalize(_fp32(values[i][:, merge]), dim=0), idx[merge])
             self.keys[i], self.values[i] = kb, vb
             add = ~merge
             n_add = int(add.sum())

@@ -32,6 +32,7 @@ NEW_OBJECT_MODES = ("reset", "keep")
 # published defaults, which the dataset protocols and their configs keep (README, Measurements).
 USER_NEW_OBJECT = "keep"
 USER_EVICTION = "minimal"
+PRECISIONS = ("fp32", "bf16", "fp16")  # the Segmenter's compute precision
 AMP_MODES = ("none", "bf16", "fp16")
 LR_SCHEDULES = ("step", "cosine", "poly")
 BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm
@@ -53,6 +54,9 @@ class InferenceConfig:
     chunk_bytes: int = 256 * 2**20   # most bytes of attention one memory read materialises
     eviction: str = "threshold"      # "threshold" (published LFU loop) or "minimal"
     new_object: str = "reset"        # "reset" (published) or "keep" earlier memory
+    precision: str = "fp32"          # "fp32", "bf16" or "fp16": encoders/decoder under autocast, bank in that dtype
+    compile: bool = False            # torch.compile the encoders and the decoder (static shapes per video)
+    fold_batchnorm: bool = True      # run a copy of the model with frozen BatchNorm folded into the convs
 
     def replace(self, **overrides) -> "InferenceConfig":
         """A copy with the given fields changed; ``None`` values leave a field as it is."""

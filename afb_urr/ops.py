@@ -20,6 +20,10 @@ PyTorch passes into one and has its own backward op, autograd formula and fake
 extension (or with ``AFB_URR_OPS_BACKEND=torch`` / ``set_backend("torch")``)
 it runs :func:`local_refine_reference`, the plain PyTorch formulation.
 
+On CUDA two forward kernels exist: the tile kernel (default) and a streaming
+kernel (``AFB_URR_CUDA_KERNEL=stream`` or ``set_cuda_kernel("stream")``, windows up
+to 15), which stays opt-in until a GPU run confirms it; both share the backward.
+
 Gradient of the local max: like ``max_pool2d``, each window's gradient goes to
 its argmax; on ties the first maximum in row-major scan order of the window
 wins, and a NaN always counts as the maximum.
@@ -40,6 +44,15 @@ BACKEND_ENV = "AFB_URR_OPS_BACKEND"
 
 _CHOICES = ("auto", "torch")
 
+CUDA_KERNEL_ENV = "AFB_URR_CUDA_KERNEL"
+"""Environment variable that picks the CUDA forward kernel: "tile" (the default) or "stream"."""
+
+_CUDA_KERNELS = ("tile", "stream")
+# The streaming kernel (csrc/local_refine_cuda.cu, forward_stream_kernel) is opt-in: it has
+# not run on a GPU yet. The default moves to it once scripts/gpu_check.sh confirms it.
+_DEFAULT_CUDA_KERNEL = "tile"
+_STREAM_MAX_RADIUS = 7
+
 try:
     from . import _C  # loading the library registers torch.ops.afb_urr.*
 except (ImportError, OSError) as _exc:  # not built, or built against another torch
@@ -51,6 +64,7 @@ except (ImportError, OSError) as _exc:  # not built, or built against another to
         RuntimeWarning, stacklevel=2)
 
 _override: str | None = None
+_cuda_kernel_override: str | None = None
 
 
 def local_refine_reference(feat: torch.Tensor, weight: torch.Tensor, kernel_size: int = 7,
@@ -93,6 +107,35 @@ def _requested() -> str:
     if _override is not None:
         return _override
     return _check_choice(os.environ.get(BACKEND_ENV), BACKEND_ENV)
+
+
+def _check_cuda_kernel(name: str | None, source: str) -> str:
+    choice = _DEFAULT_CUDA_KERNEL if name is None or name == "" else str(name).strip().lower()
+    if choice not in _CUDA_KERNELS:
+        raise ValueError(f"{source}: unknown CUDA kernel {name!r}; expected one of {_CUDA_KERNELS}")
+    return choice
+
+
+def set_cuda_kernel(name: str | None) -> None:
+    """Pick the CUDA forward kernel for this process: "tile" (default, verified on GPUs) or
+    "stream" (a warp per column strip, opt-in until a GPU run confirms it); None restores
+    the default. Takes precedence over ``AFB_URR_CUDA_KERNEL``."""
+    global _cuda_kernel_override
+    _cuda_kernel_override = None if name is None else _check_cuda_kernel(name, "set_cuda_kernel")
+
+
+def cuda_kernel() -> str:
+    """The CUDA forward kernel in use: "tile" or "stream" (the backward is shared)."""
+    if _cuda_kernel_override is not None:
+        return _cuda_kernel_override
+    return _check_cuda_kernel(os.environ.get(CUDA_KERNEL_ENV), CUDA_KERNEL_ENV)
+
+
+def stream_kernel_fits(feat: torch.Tensor, kernel_size: int) -> bool:
+    """Whether the streaming CUDA kernel takes this input: window radius (clipped to the
+    image) at most 7, i.e. k <= 15; the others use the tile kernel."""
+    r = min(int(kernel_size) // 2, max(feat.shape[2], feat.shape[3], 1) - 1)
+    return r <= _STREAM_MAX_RADIUS and hasattr(torch.ops.afb_urr, "local_refine_stream")
 
 
 def compiled_with_cuda() -> bool:
@@ -174,7 +217,10 @@ def local_refine(feat: torch.Tensor, weight: torch.Tensor, kernel_size: int = 7,
     if live == "torch" or (live == "cuda" and not cuda_kernel_fits(feat, kernel_size)):
         return local_refine_reference(feat, weight, kernel_size, eps)
     dtype = torch.promote_types(feat.dtype, weight.dtype)
-    return torch.ops.afb_urr.local_refine(feat.to(dtype), weight.to(dtype), int(kernel_size), float(eps))
+    op = torch.ops.afb_urr.local_refine
+    if live == "cuda" and cuda_kernel() == "stream" and stream_kernel_fits(feat, kernel_size):
+        op = torch.ops.afb_urr.local_refine_stream
+    return op(feat.to(dtype), weight.to(dtype), int(kernel_size), float(eps))
 
 
 if _C is not None:
@@ -209,3 +255,6 @@ if _C is not None:
                 grad_weight if ctx.needs_input_grad[1] else None, None, None)
 
     torch.library.register_autograd("afb_urr::local_refine", _backward, setup_context=_setup_context)
+    if hasattr(torch.ops.afb_urr, "local_refine_stream"):  # an extension built before it lacks it
+        torch.library.register_fake("afb_urr::local_refine_stream")(_local_refine_fake)
+        torch.library.register_autograd("afb_urr::local_refine_stream", _backward, setup_context=_setup_context)

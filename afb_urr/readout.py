@@ -7,6 +7,9 @@ For object i with bank keys Kb (Ck x M) and values Vb (Cv x M), query key kq
     read = Vb P                          # B x Cv x N
     out = concat(read, vq)               # B x 2Cv x N
 
+A bank stored in half precision (bf16 / fp16) is read in that dtype (the two
+products), but the softmax and the read-out counts are computed in fp32.
+
 The query positions are processed in chunks so that no more than
 ``chunk_bytes`` of attention (P and its temporaries) exist at once, whatever
 the bank size. On request every entry also counts the query positions whose
@@ -26,9 +29,13 @@ from .config import InferenceConfig
 
 def _chunk_len(entries: int, chunk_bytes: int, elem: int, grad: bool) -> int:
     """Query positions per chunk so that attention M x n plus temporaries fit chunk_bytes."""
-    # Without autograd: one float buffer (softmax in place) + a bool mask for counting.
+    # Without autograd: one float buffer (softmax in place) + a bool mask for counting,
+    # and in half precision its logits and its half copy for the product too.
     # With autograd: logits and softmax output both live (no counting during training).
-    per_pos = entries * (2 * elem if grad else elem + 1)
+    if grad:
+        per_pos = entries * 2 * elem
+    else:
+        per_pos = entries * (elem + 1 if elem >= 4 else 5 + 2 * elem)
     return max(1, chunk_bytes // max(per_pos, 1))
 
 
@@ -44,23 +51,24 @@ def read_object(keys: torch.Tensor, values: torch.Tensor, qk: torch.Tensor,
     ck, m = keys.shape
     b, _, n = qk.shape
     grad = torch.is_grad_enabled() and (keys.requires_grad or qk.requires_grad or values.requires_grad)
-    step = _chunk_len(m, chunk_bytes, qk.element_size(), grad)
+    step = _chunk_len(m, chunk_bytes, keys.element_size(), grad)
     kt = keys.t()  # M x Ck, a view
-    q_all = qk * (1.0 / math.sqrt(ck))
+    q_all = (qk * (1.0 / math.sqrt(ck))).to(keys.dtype)
     counts = torch.zeros(m, dtype=torch.long, device=keys.device) if threshold is not None else None
     reads = []
     for bi in range(b):
         outs = []
         for start in range(0, n, step):
             logits = kt @ q_all[bi, :, start:start + step]  # M x n
+            half = logits.dtype in (torch.float16, torch.bfloat16)  # a half bank, or autocast
             if grad:
-                p = torch.softmax(logits, dim=0)
+                p = torch.softmax(logits, dim=0, dtype=torch.float32 if half else None)
             else:
-                p = logits
+                p = logits.float() if half else logits  # the softmax in fp32
                 p -= p.amax(dim=0, keepdim=True)
                 p.exp_()
                 p /= p.sum(dim=0, keepdim=True)
-            outs.append(values @ p)  # Cv x n
+            outs.append(values @ p.to(values.dtype))  # Cv x n
             if counts is not None:
                 counts += (p > threshold).sum(dim=1)
             del logits, p

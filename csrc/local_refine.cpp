@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
+#include <c10/util/Exception.h>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -28,6 +29,53 @@
 #include "local_refine.h"
 
 namespace afb_urr {
+
+void check_forward_args(const at::Tensor& feat, const at::Tensor& weight, int64_t kernel_size,
+                               double eps) {
+  TORCH_CHECK(feat.dim() == 4, "local_refine: feat must be N x C x H x W (4-D), got shape ", feat.sizes());
+  TORCH_CHECK(weight.dim() == 4 && weight.size(1) == 1,
+              "local_refine: weight must be N x 1 x H x W, got shape ", weight.sizes());
+  TORCH_CHECK(feat.size(0) == weight.size(0) && feat.size(2) == weight.size(2) && feat.size(3) == weight.size(3),
+              "local_refine: feat ", feat.sizes(), " and weight ", weight.sizes(),
+              " must agree in N, H and W");
+  TORCH_CHECK(at::isFloatingType(feat.scalar_type()),
+              "local_refine: feat must be a floating-point tensor, got ", feat.scalar_type());
+  TORCH_CHECK(feat.scalar_type() == weight.scalar_type(), "local_refine: feat (", feat.scalar_type(),
+              ") and weight (", weight.scalar_type(), ") must have the same dtype");
+  TORCH_CHECK(feat.device() == weight.device(), "local_refine: feat (", feat.device(), ") and weight (",
+              weight.device(), ") must be on the same device");
+  TORCH_CHECK(kernel_size >= 1 && kernel_size % 2 == 1,
+              "local_refine: kernel_size must be a positive odd number, got ", kernel_size);
+  TORCH_CHECK(std::isfinite(eps) && eps >= 0.0, "local_refine: eps must be finite and >= 0, got ", eps);
+  TORCH_CHECK(feat.size(2) * feat.size(3) <= static_cast<int64_t>(INT32_MAX),
+              "local_refine: H * W must fit in 32 bits, got H=", feat.size(2), " W=", feat.size(3));
+}
+
+void check_backward_args(const at::Tensor& grad_avg, const at::Tensor& grad_max, const at::Tensor& feat,
+                                const at::Tensor& weight, const at::Tensor& avg, int64_t kernel_size,
+                                double eps) {
+  check_forward_args(feat, weight, kernel_size, eps);
+  TORCH_CHECK(grad_avg.sizes() == feat.sizes(), "local_refine_backward: grad_avg has shape ", grad_avg.sizes(),
+              ", expected feat's shape ", feat.sizes());
+  TORCH_CHECK(avg.sizes() == feat.sizes(), "local_refine_backward: avg has shape ", avg.sizes(),
+              ", expected feat's shape ", feat.sizes());
+  TORCH_CHECK(grad_max.sizes() == weight.sizes(), "local_refine_backward: grad_max has shape ", grad_max.sizes(),
+              ", expected weight's shape ", weight.sizes());
+  for (const at::Tensor* t : {&grad_avg, &grad_max, &avg}) {
+    TORCH_CHECK(t->scalar_type() == feat.scalar_type(), "local_refine_backward: every tensor must have dtype ",
+                feat.scalar_type(), ", got ", t->scalar_type());
+    TORCH_CHECK(t->device() == feat.device(), "local_refine_backward: every tensor must be on ", feat.device(),
+                ", got ", t->device());
+  }
+}
+
+void check_device(const at::Tensor& feat, bool cuda, const char* op) {
+  TORCH_CHECK(feat.is_cuda() == cuda, op, ": tensors must be on ", cuda ? "a CUDA device" : "the CPU", ", got ",
+              feat.device());
+}
+
+void check_limit(bool ok, const char* what, int64_t value) { TORCH_CHECK(ok, what, value); }
+
 namespace {
 
 // The bits of a double (std::bit_cast without C++20: torch before 2.12 builds
@@ -411,7 +459,7 @@ void backward_kernel(const scalar_t* gavg, const scalar_t* gmax, const scalar_t*
 std::tuple<at::Tensor, at::Tensor> local_refine_cpu(const at::Tensor& feat, const at::Tensor& weight,
                                                      int64_t kernel_size, double eps) {
   check_forward_args(feat, weight, kernel_size, eps);
-  TORCH_CHECK(feat.device().is_cpu(), "local_refine (CPU kernel): tensors must be on the CPU, got ", feat.device());
+  check_device(feat, false, "local_refine (CPU kernel)");
   const at::Tensor f = feat.contiguous();
   const at::Tensor w = weight.contiguous();
   at::Tensor avg = at::empty(f.sizes(), f.options());
@@ -430,8 +478,7 @@ std::tuple<at::Tensor, at::Tensor> local_refine_backward_cpu(const at::Tensor& g
                                                               const at::Tensor& avg, int64_t kernel_size,
                                                               double eps) {
   check_backward_args(grad_avg, grad_max, feat, weight, avg, kernel_size, eps);
-  TORCH_CHECK(feat.device().is_cpu(), "local_refine_backward (CPU kernel): tensors must be on the CPU, got ",
-              feat.device());
+  check_device(feat, false, "local_refine_backward (CPU kernel)");
   const at::Tensor ga = grad_avg.contiguous();
   const at::Tensor gm = grad_max.contiguous();
   const at::Tensor f = feat.contiguous();
@@ -453,6 +500,10 @@ std::tuple<at::Tensor, at::Tensor> local_refine_backward_cpu(const at::Tensor& g
 
 TORCH_LIBRARY(afb_urr, m) {
   m.def("local_refine(Tensor feat, Tensor weight, int kernel_size=7, float eps=1e-08) -> (Tensor, Tensor)",
+        {at::Tag::pt2_compliant_tag});
+  // The streaming CUDA forward (CUDA only; afb_urr/ops.py chooses it explicitly, see
+  // local_refine_cuda.cu). Its gradient is local_refine_backward, as for local_refine.
+  m.def("local_refine_stream(Tensor feat, Tensor weight, int kernel_size=7, float eps=1e-08) -> (Tensor, Tensor)",
         {at::Tag::pt2_compliant_tag});
   m.def(
       "local_refine_backward(Tensor grad_avg, Tensor grad_max, Tensor feat, Tensor weight, Tensor avg, "

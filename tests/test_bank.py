@@ -184,3 +184,18 @@ def test_bad_arguments():
     bank.init(torch.randn(2, 4, 5), torch.randn(2, 4, 5), 0)
     with pytest.raises(ValueError, match="2 objects"):
         bank.absorb(torch.randn(3, 4, 5), torch.randn(3, 4, 5), 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_bank_keeps_its_dtype_and_merges_in_fp32(dtype):
+    keys = [[2.0, 0.0], [0.0, 1.0]]
+    ref = _bank(keys, keys, update_rate=0.1)
+    half = FeatureBank(1, budget=1000, update_rate=0.1)
+    half.init(ref.keys[0][None].to(dtype), ref.values[0][None].to(dtype), 0)
+    # cosine 0.953 with entry 0 (just above the 0.95 threshold): merges in both
+    new = torch.tensor([[1.0, 0.3175]]).T[None]
+    assert ref.absorb(new, new, 1) == [0] and half.absorb(new.to(dtype), new.to(dtype), 1) == [0]
+    assert half.keys[0].dtype == dtype and half.values[0].dtype == dtype
+    torch.testing.assert_close(half.keys[0].float(), ref.keys[0], rtol=1e-2, atol=0)
+    far = torch.tensor([[0.0, -1.0]]).T[None]  # appended
+    assert half.absorb(far.to(dtype), far.to(dtype), 2) == [1] and half.keys[0].dtype == dtype

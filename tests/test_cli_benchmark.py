@@ -1,28 +1,81 @@
-"""The benchmark command (afb_urr.cli.benchmark): its table's figures and the peak-memory check."""
+"""The benchmark command (afb_urr.cli.benchmark): its table's figures, the filled bank and
+the peak-memory check."""
 import re
 
+import pytest
+
 from afb_urr.cli import benchmark
+from afb_urr.inference.bench import Row
+
+
+def _table(out: str) -> list[list[float]]:
+    """The numeric rows of the printed table (lines made of numbers and '-')."""
+    rows = []
+    for line in out.splitlines():
+        cells = line.split()
+        if cells and all(re.fullmatch(r"-|[0-9.]+", c) for c in cells):
+            rows.append([float("nan") if c == "-" else float(c) for c in cells])
+    return rows
 
 
 def test_benchmark_prints_figures_of_its_run(capsys):
     assert benchmark.main(["--frames", "4", "--size", "32x48", "--budget", "500"]) == 0
     out = capsys.readouterr().out
-    header, row = out.splitlines()[1:3]
-    assert header.split()[:3] == ["frame", "fps", "RSS"]
-    m = re.fullmatch(r"\s*4\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+-\s+(\d+)", row)
-    assert m, out
-    fps, rss, peak, bank = float(m[1]), float(m[2]), float(m[3]), int(m[4])
-    assert fps > 0 and 0 < rss <= peak
+    assert out.splitlines()[1].split()[:3] == ["frame", "fps", "step"]
+    (row,) = _table(out)
+    frame, fps, step_ms, readout_pct, bank, bank_mib, rss, peak, cuda = row
+    assert frame == 4 and fps > 0 and 0 < rss <= peak and cuda != cuda  # no CUDA: '-'
     # 3 objects (background included) x 2x3 features per frame: frame 0 gives 18 entries,
     # frames 1 and 2 add at most 18 each (the last frame is not memorised).
     assert 18 <= bank <= 54
-    assert re.search(r"^peak RSS at frame 4: [\d.]+ MiB vs [\d.]+ MiB at frame 4 \(\+0\.0%\): within 10%$",
-                     out, re.M), out
+    assert "frame 500" not in out  # no memory comparison without a frame-500 row
 
 
-def test_peak_memory_check_flags_growth(capsys):
-    rows = [dict(frame=500, peak=100.0, cuda=None), dict(frame=2000, peak=125.0, cuda=None)]
+def test_fill_mode_reports_a_full_bank_and_its_bytes(capsys):
+    assert benchmark.main(["--fill", "--frames", "3", "--size", "32x48", "--budget", "300"]) == 0
+    out = capsys.readouterr().out
+    rows = _table(out)
+    assert len(rows) == 1  # the table is printed once, one row per checkpoint
+    frame, fps, step_ms, readout_pct, entries, bank_mib = rows[0][:6]
+    assert frame == 3 and fps > 0 and step_ms == pytest.approx(1e3 / fps, rel=0.02)
+    # 32x48 -> 2x3 features per object and frame; 3 objects, budget 300 -> 100 each.
+    assert 300 - 3 * 6 < entries <= 300
+    # resnet18: 32 key + 128 value floats, an int64 frame index and a float32 score per entry.
+    assert bank_mib == pytest.approx(entries * (160 * 4 + 8 + 4) / 2**20, abs=0.051)
+    assert 0 < readout_pct < 100
+
+
+def test_memory_check_needs_frame_500(capsys):
+    rows = [Row(100, 1, 1, 0, 1, 1, 1, 100.0, None), Row(200, 1, 1, 0, 1, 1, 1, 200.0, None)]
+    assert benchmark.report_check(rows, cuda=False) and capsys.readouterr().out == ""
+    rows = [Row(500, 1, 1, 0, 1, 1, 1, 100.0, None), Row(2000, 1, 1, 0, 1, 1, 1, 125.0, None)]
     assert not benchmark.report_check(rows, cuda=False)
     assert "+25.0%): NOT within 10%" in capsys.readouterr().out
-    rows[1]["peak"] = 105.0
+    rows[1].peak_rss_mib = 105.0
     assert benchmark.report_check(rows, cuda=False)
+    assert benchmark.main(["--frames", "20", "--check"]) == 1  # --check without frame 500: an error
+    assert "needs --frames above 500" in capsys.readouterr().err
+
+
+def test_precision_halves_the_bank_bytes(capsys):
+    assert benchmark.main(["--fill", "--frames", "2", "--size", "32x48", "--budget", "300",
+                           "--precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "| bf16 |" in out
+    entries, bank_mib = _table(out)[0][4:6]
+    # 160 bf16 features, an int64 frame index and a float32 score per entry.
+    assert bank_mib == pytest.approx(entries * (160 * 2 + 8 + 4) / 2**20, abs=0.051)
+
+
+def test_compare_precision_prints_agreement_and_j_change(capsys):
+    from afb_urr.inference.demo import demo_weights
+    argv = ["--compare-precision", "--weights", demo_weights(), "--videos", "1", "--frames", "3",
+            "--size", "48x64"]
+    assert benchmark.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+(bf16|fp16)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([-+][\d.]+)\s+(met|NOT met)$", out, re.M)
+    assert [r[0] for r in rows] == ["bf16", "fp16"], out
+    for _, agree, j_ref, j, dj, _ in rows:
+        assert 90.0 <= float(agree) <= 100.0 and 0 <= float(j_ref) <= 1 and 0 <= float(j) <= 1
+        assert float(dj) == pytest.approx(float(j) - float(j_ref), abs=2e-4)
+    assert "targets: >= 99.5% of pixels agree, |dJ| <= 0.005" in out

@@ -6,6 +6,7 @@ import re
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from afb_urr.cli import infer
@@ -109,6 +110,11 @@ def test_config_and_overrides_reach_the_segmenter(checkpoint):
                                             "--budget", "5000", "--update-rate", "0.2"])
     seg = infer.build_segmenter(args, checkpoint)
     assert seg.bank.budget == 5000 and seg.bank.update_rate == pytest.approx(0.2)
+    assert seg.config.precision == "fp32" and not seg.config.compile
+    args = infer.build_parser().parse_args(["--weights", checkpoint, "--device", "cpu",
+                                            "--precision", "bf16", "--compile"])
+    seg = infer.build_segmenter(args, checkpoint)
+    assert seg.config.precision == "bf16" and seg.config.compile and seg.dtype == torch.bfloat16
 
 
 def test_demo_without_weights_says_how_to_train(tmp_path, monkeypatch, capsys):

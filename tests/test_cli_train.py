@@ -55,3 +55,18 @@ def test_evaluate_errors_are_one_line(setup, tmp_path, capsys):
     assert rc == 1 and "--val-videos" in err
     with pytest.raises(SystemExit):
         train_tool.main(["--config", cfg, "--evaluate", ckpt, "--init", ckpt])
+
+
+def test_evaluate_passes_precision_and_compile(setup, monkeypatch, capsys):
+    import afb_urr.training.validate as validate
+    seen = {}
+
+    def fake_evaluate(model, videos, inference, device, progress=False):
+        seen.update(precision=inference.precision, compile=inference.compile)
+        return validate.Scores(J=0.5, F=0.5, JF=0.5, per_video=[(0.5, 0.5)], num_objects=[1])
+
+    monkeypatch.setattr(validate, "evaluate", fake_evaluate)
+    cfg, ckpt = setup
+    rc, out, err = _run(["--config", cfg, "--evaluate", ckpt, "--precision", "bf16", "--compile"], capsys)
+    assert rc == 0, err
+    assert seen == {"precision": "bf16", "compile": True}

@@ -71,7 +71,8 @@ def test_keep_mode_keeps_earlier_memory(light_model):
 def test_matches_the_published_loop(light_model):
     """Segmenter == memorize / segment / absorb written out by hand (DAVIS protocol)."""
     frames, masks = _video(n=6)
-    seg = Segmenter(light_model, budget=2000, update_rate=0.1)
+    # The model as it is (no BatchNorm folding, no channels-last): the same arithmetic.
+    seg = Segmenter(light_model, budget=2000, update_rate=0.1, fold_batchnorm=False, channels_last=False)
     outs = [seg.step(f, masks[0] if t == 0 else None).probs for t, f in enumerate(frames)]
     x = [torch.from_numpy(f).permute(2, 0, 1).float().div(255)[None] for f in frames]
     lab = torch.from_numpy(masks[0]).long()

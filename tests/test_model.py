@@ -85,3 +85,54 @@ def test_segment_is_differentiable(light_model):
 def test_unknown_backbone_is_an_error():
     with pytest.raises(ValueError, match="unknown backbone"):
         AFBURR("vgg16")
+
+
+def _decoder_reference(dec, read, r3, r2, r1, k):
+    """The decoder as published, every skip repeated per object and softmax of 2 logits."""
+    import torch.nn.functional as F
+    from afb_urr import ops
+    from afb_urr.model.decoder import uncertainty_map
+    rep = lambda t: t.repeat_interleave(k, 0)
+    p = dec.ResMM(dec.convFM(read))
+    for rf, f in ((dec.RF3, rep(r3)), (dec.RF2, rep(r2))):
+        p = rf.ResMM(rf.ResFS(rf.convFS(f)) + F.interpolate(p, scale_factor=2, mode="bilinear",
+                                                            align_corners=False))
+    logits = F.interpolate(dec.pred2(F.relu(p)), scale_factor=2, mode="bilinear", align_corners=False)
+    bk, _, h, w = logits.shape
+    rough = F.softmax(F.softmax(logits, dim=1)[:, 1].reshape(bk // k, k, h, w), dim=1)
+    unc = uncertainty_map(rough).repeat_interleave(k, 0)
+    local, conf = ops.local_refine_reference(rep(r1), rough.reshape(bk, 1, h, w), 7, 1e-8)
+    q = dec.local_ResMM(dec.local_convFM(torch.cat([rep(r1), local], 1)))
+    logits = logits + unc * conf * dec.local_pred2(F.relu(q))
+    logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+    return F.softmax(logits, dim=1)[:, 1].reshape(bk // k, k, 2 * h, 2 * w)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_decoder_shares_skips_across_objects(light_model, channels_last):
+    """Skips given once per frame or repeated per object give the published decoder's output."""
+    dec = light_model.decoder
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(2)
+    b, k = 2, 3
+    read = torch.randn(b * k, 256, 3, 4).contiguous(memory_format=fmt)
+    r3, r2, r1 = (torch.randn(b, c, 3 * s, 4 * s).contiguous(memory_format=fmt)
+                  for c, s in ((128, 2), (64, 4), (64, 8)))
+    with torch.no_grad():
+        ref = _decoder_reference(dec, read, r3, r2, r1, k)
+        once = dec(read, r3, r2, r1, k)
+        repeated = dec(read, *(t.repeat_interleave(k, 0) for t in (r3, r2, r1)), k)
+    torch.testing.assert_close(once, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(repeated, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_memory_encoder_shares_the_frame_across_masks(light_model):
+    torch.manual_seed(3)
+    frame, masks = torch.rand(1, 3, 32, 48), torch.rand(3, 1, 32, 48)
+    enc = light_model.encoder_m
+    with torch.no_grad():
+        expanded = enc(frame.expand(3, -1, -1, -1), masks)
+        repeated = enc(frame.repeat(3, 1, 1, 1), masks)
+        shared = enc(frame, masks)
+    torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(expanded, repeated, rtol=1e-5, atol=1e-5)

@@ -440,3 +440,101 @@ def test_cuda_window_too_large_for_shared_memory_uses_the_reference():
     truth_avg, truth_max = ops.local_refine_reference(feat, weight, 151)
     _close(avg, truth_avg, 1e-12)
     assert torch.equal(local_max, truth_max)
+
+
+def test_cuda_kernel_choice(monkeypatch):
+    monkeypatch.delenv(ops.CUDA_KERNEL_ENV, raising=False)
+    assert ops.cuda_kernel() == "tile"  # the default until a GPU run confirms the streaming one
+    monkeypatch.setenv(ops.CUDA_KERNEL_ENV, "Stream")
+    assert ops.cuda_kernel() == "stream"
+    ops.set_cuda_kernel("tile")
+    try:
+        assert ops.cuda_kernel() == "tile"
+        with pytest.raises(ValueError, match="unknown CUDA kernel"):
+            ops.set_cuda_kernel("warp")
+    finally:
+        ops.set_cuda_kernel(None)
+    monkeypatch.setenv(ops.CUDA_KERNEL_ENV, "fast")
+    with pytest.raises(ValueError, match="AFB_URR_CUDA_KERNEL"):
+        ops.cuda_kernel()
+
+
+_DIRECT_BAD_CALL = """
+import sys, torch
+from afb_urr import ops
+device = sys.argv[1]
+f, w = torch.randn(2, 3, 8, 8, device=device), torch.rand(2, 1, 8, 8, device=device)
+for name in sys.argv[2:]:
+    try:
+        getattr(torch.ops.afb_urr, name)(f, w, 6, 1e-8)
+    except RuntimeError as e:
+        print(name, "raised:", str(e).splitlines()[0])
+"""
+
+
+@needs_ext
+def test_direct_op_call_with_a_bad_argument_raises_in_a_fresh_process():
+    """A crash (the GPU machine's toolchain once segfaulted here) fails this test, not the run."""
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and ops.compiled_with_cuda() else [])
+    for device in devices:
+        names = ["local_refine"] + (["local_refine_stream"] if device == "cuda" else [])
+        proc = subprocess.run([sys.executable, "-c", _DIRECT_BAD_CALL, device, *names], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{device}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        for name in names:
+            assert f"{name} raised: local_refine" in proc.stdout and "kernel_size" in proc.stdout
+
+
+STREAM_SHAPES = [  # n, c, h, w, k: several strips and row chunks, odd C, every radius up to 7
+    (2, 3, 13, 17, 7), (1, 64, 150, 70, 7), (3, 5, 33, 65, 3), (2, 2, 5, 4, 9), (1, 3, 40, 37, 15),
+    (2, 1, 70, 33, 1), (1, 4, 129, 97, 5), (1, 2, 66, 40, 11), (2, 3, 20, 300, 13)]
+
+
+@needs_cuda
+@pytest.mark.parametrize("n,c,h,w,k", STREAM_SHAPES)
+@pytest.mark.parametrize("zero_regions", [False, True])
+def test_cuda_stream_forward_matches_reference(n, c, h, w, k, zero_regions):
+    feat, weight = _inputs(n, c, h, w, torch.float32, zero_regions, seed=k, device="cuda")
+    avg, local_max = torch.ops.afb_urr.local_refine_stream(feat, weight, k, 1e-8)
+    ref_avg, ref_max = ops.local_refine_reference(feat, weight, k)
+    truth_avg, _ = ops.local_refine_reference(feat.double(), weight.double(), k)
+    _close(avg, ref_avg, 1e-5)
+    _close(avg, truth_avg, 1e-5)
+    assert torch.equal(local_max, ref_max)
+    if zero_regions:  # zero-weight windows give exact zeros, as in the reference
+        assert torch.equal(avg[ref_avg == 0], ref_avg[ref_avg == 0])
+    avg64, _ = torch.ops.afb_urr.local_refine_stream(feat.double(), weight.double(), k, 1e-8)
+    _close(avg64, truth_avg, 1e-10)
+    tile_avg, tile_max = _fused(feat, weight, k)
+    _close(avg, tile_avg, 1e-5)
+    assert torch.equal(local_max, tile_max)
+
+
+@needs_cuda
+def test_cuda_stream_non_finite_half_types_and_autograd():
+    feat, weight = _with_non_finite(*_inputs(2, 3, 40, 23, torch.float32, seed=6))
+    avg, local_max = torch.ops.afb_urr.local_refine_stream(feat.cuda(), weight.cuda(), 7, 1e-8)
+    ref_avg, ref_max = ops.local_refine_reference(feat, weight, 7)
+    torch.testing.assert_close(avg.cpu(), ref_avg, equal_nan=True, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(local_max.cpu(), ref_max, equal_nan=True, rtol=0, atol=0)
+    feat, weight = _inputs(2, 8, 37, 41, torch.float32, seed=4, device="cuda")
+    weight = weight + 0.05
+    for dtype, tol in ((torch.bfloat16, 1e-2), (torch.float16, 2e-3)):
+        f, m = feat.to(dtype), weight.to(dtype)
+        avg, local_max = torch.ops.afb_urr.local_refine_stream(f, m, 7, 1e-8)
+        truth_avg, _ = ops.local_refine_reference(f.double(), m.double(), 7)
+        assert avg.dtype == dtype
+        _close(avg, truth_avg, tol)
+        assert torch.equal(local_max, F.max_pool2d(m, 7, stride=1, padding=3))
+    ops.set_cuda_kernel("stream")
+    try:
+        grad_avg, grad_max = torch.randn_like(feat), torch.randn_like(weight)
+        got = _grads(ops.local_refine, feat, weight, 7, grad_avg, grad_max)
+        truth = _grads(ops.local_refine_reference, feat.double(), weight.double(), 7, grad_avg.double(),
+                       grad_max.double())
+        for a, t in zip(got, truth):
+            _close(a, t, 1e-5)
+        torch.library.opcheck(torch.ops.afb_urr.local_refine_stream.default, (feat, weight, 7, 1e-8))
+        assert ops.local_refine(feat, weight, 17)[0].shape == feat.shape  # k > 15: the tile kernel
+    finally:
+        ops.set_cuda_kernel(None)

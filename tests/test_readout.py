@@ -96,3 +96,25 @@ def test_large_bank_at_480p_stays_within_chunk_bytes():
         read, counts = read_object(keys, values, qk, chunk_bytes=chunk, threshold=1e-3)
     assert probe.largest <= chunk, probe.largest
     assert read.shape == (1, 512, 1620) and counts.shape == (10000,)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_bank_read_takes_its_softmax_in_fp32(dtype):
+    g = torch.Generator().manual_seed(4)
+    keys, values = torch.randn(16, 300, generator=g).to(dtype), torch.randn(24, 300, generator=g).to(dtype)
+    qk = torch.randn(1, 16, 50, generator=g).to(dtype)
+    seen = []
+
+    class Exps(TorchDispatchMode):  # the dtype the softmax's exp runs in
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.__name__.startswith("exp"):
+                seen.append(args[0].dtype)
+            return func(*args, **(kwargs or {}))
+
+    with Exps():
+        read, counts = read_object(keys, values, qk, chunk_bytes=4096, threshold=1e-3)
+    assert read.dtype == dtype and seen and set(seen) == {torch.float32}
+    ref, p = _plain_read(keys.float(), values.float(), qk.float())
+    torch.testing.assert_close(read.float(), ref, rtol=0, atol=0.05)
+    agree = (counts == (p > 1e-3).sum(dim=(0, 2))).float().mean()
+    assert agree > 0.95

@@ -162,6 +162,8 @@ def run(args) -> int:
 def print_table(rows, args, device: torch.device, dtype: torch.dtype, fused: str) -> None:
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"cpu, {torch.get_num_threads()} threads")
+    if fused == "cuda":  # which CUDA forward kernel (AFB_URR_CUDA_KERNEL=tile|stream)
+        fused = f"cuda ({ops.cuda_kernel()} forward kernel)"
     print(f"\nlocal_refine, kernel {args.kernel_size}, {args.dtype}, {where}, fused backend: {fused}, "
           f"medians of {args.repeats} runs")
     copy_bw = None

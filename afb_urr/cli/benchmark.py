@@ -3,86 +3,45 @@ a long synthetic video.
 
   python tools/benchmark.py                       # CPU: 2000 frames, 240x432, resnet18
   python tools/benchmark.py --device cuda --backbone resnet50 --size 480x854
+  python tools/benchmark.py --fill --budget 10000 --frames 50   # a bank held at 10k entries
+  python tools/benchmark.py --device cuda --precision bf16 --compile --fill --budget 10000
+  python tools/benchmark.py --compare-precision --weights weights/demo_synthetic_resnet18.pth
 
-Frames are generated procedurally on the fly (a panning textured background and
-moving textured ellipses; deterministic), so the video itself is never held in
-memory: what grows is the model's working memory and the feature bank, which
-the budget bounds. At frames 100, 500, 1000, 2000 (those not past --frames, and
-the last frame) it prints: fps (median over the frames since the previous
-checkpoint), resident memory now and its peak (VmRSS / VmHWM), CUDA max
-allocated, and bank entries. The last line says whether the peak memory at the
-last checkpoint is within 10% of the one at frame 500 (or the first checkpoint
-on shorter runs): CUDA max allocated on a GPU, peak RSS on the CPU.
+Frames are generated procedurally on the fly (afb_urr.inference.bench.ProceduralVideo),
+so the video itself is never held in memory: what grows is the model's working
+memory and the feature bank, which the budget bounds. At frames 100, 500, 1000,
+2000 (those not past --frames, and the last frame) it prints one table row:
+fps and step time (medians over the steps since the previous row), the memory
+read-out's share of the step time, bank entries and bytes, resident memory and
+its peak (VmRSS / VmHWM), and CUDA max allocated. When the run passes frame
+500, a last line says whether the peak memory at the last row is within 10% of
+the one at frame 500: CUDA max allocated on a GPU, peak RSS on the CPU.
+
+A randomly initialised model merges nearly every new feature, so its bank stays
+small and the read-out is never exercised. ``--fill`` turns merging off (and
+evicts the fewest entries, so the bank stays at its budget), steps untimed
+until the bank is full, and then times --frames frames at the full budget.
+``--profile`` prints the top operators (torch.profiler) of a few more steps.
+``--precision`` and ``--compile`` pick the Segmenter's compute precision and
+compiled graphs; with ``--compile`` the first two frames (where the graphs are
+compiled) are timed apart and reported.
+
+``--compare-precision`` times nothing: it segments --videos held-out synthetic
+videos (first frame given) in fp32 and in bf16 and fp16 and prints the share of
+pixels whose label agrees with fp32 and the change of J (targets: >= 99.5%,
+|dJ| <= 0.005); --check makes meeting them the exit status.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import time
-
-import numpy as np
+import os
 
 from . import HelpFormatter, add_debug_option, run_tool
 
-CHECKPOINTS = (100, 500, 1000, 2000)
+CHECKPOINTS = (100, 500, 1000, 2000, 5000, 10000)
 REFERENCE_FRAME = 500
 TOLERANCE = 0.10
-MIB = 2.0 ** 20
-
-
-def _texture(rng: np.random.Generator, h: int, w: int, tint) -> np.ndarray:
-    """h x w x 3 float32 texture: smooth blotches (cubic-upsampled noise) plus fine grain, tinted."""
-    import cv2
-    coarse = rng.random((max(2, h // 12), max(2, w // 12), 3), dtype=np.float32)
-    smooth = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    grain = rng.random((h, w, 1), dtype=np.float32)
-    tex = 0.55 * smooth + 0.25 * grain + 0.2 * np.asarray(tint, np.float32)
-    return np.clip(tex * 255.0, 0, 255).astype(np.float32)
-
-
-class ProceduralVideo:
-    """Deterministic synthetic video, computed frame by frame from its index.
-
-    ``frame(t)`` -> (H x W x 3 uint8 RGB, H x W uint8 labels 0..num_objects).
-    A background texture pans slowly; each object is a textured ellipse whose
-    texture moves with it, following a smooth Lissajous path inside the frame
-    and changing size slowly. Later objects occlude earlier ones.
-    """
-
-    def __init__(self, height: int, width: int, num_objects: int = 2, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.h, self.w = height, width
-        self.background = _texture(rng, 2 * height, 2 * width, (0.3, 0.35, 0.3))
-        self.objects = []
-        for i in range(num_objects):
-            tint = rng.random(3)
-            tint[i % 3] = 1.0
-            self.objects.append(dict(
-                texture=_texture(rng, 2 * height, 2 * width, tint),
-                radius=(rng.uniform(0.15, 0.25) * height, rng.uniform(0.1, 0.16) * width),
-                period=(rng.uniform(90, 160), rng.uniform(120, 220), rng.uniform(150, 300)),
-                phase=rng.uniform(0, 2 * np.pi, size=3)))
-        self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32)
-
-    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        h, w = self.h, self.w
-        oy = int(h / 2 * (1 + np.sin(2 * np.pi * t / 700.0)))
-        ox = int(w / 2 * (1 + np.sin(2 * np.pi * t / 900.0 + 1.0)))
-        img = self.background[oy:oy + h, ox:ox + w].copy()
-        labels = np.zeros((h, w), np.uint8)
-        for i, obj in enumerate(self.objects, start=1):
-            py, px, ps = obj["period"]
-            fy, fx, fs = obj["phase"]
-            cy = h * (0.5 + 0.3 * np.sin(2 * np.pi * t / py + fy))
-            cx = w * (0.5 + 0.3 * np.sin(2 * np.pi * t / px + fx))
-            scale = 1.0 + 0.25 * np.sin(2 * np.pi * t / ps + fs)
-            ry, rx = obj["radius"][0] * scale, obj["radius"][1] * scale
-            inside = ((self.yy - cy) / ry) ** 2 + ((self.xx - cx) / rx) ** 2 <= 1.0
-            ty, tx = int(h - cy), int(w - cx)  # texture window that moves with the object
-            img[inside] = obj["texture"][ty:ty + h, tx:tx + w][inside]
-            labels[inside] = i
-        return img.astype(np.uint8), labels
+NO_MERGE = 2.0  # cosine similarity never exceeds 1: every feature is appended
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -103,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trunk of the randomly initialised model (default resnet18 on CPU, "
                         "resnet50 on CUDA); ignored with --weights")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint to load instead of a random model")
-    p.add_argument("--size", type=parse_size, default="240x432", metavar="HxW", help="frame size")
-    p.add_argument("--frames", type=int, default=2000, help="video length")
+    p.add_argument("--size", type=parse_size, metavar="HxW",
+                   help="frame size (default 240x432; 120x216 with --compare-precision)")
+    p.add_argument("--frames", type=int, help="video length (default 2000; 20 with --compare-precision)")
     p.add_argument("--objects", type=int, default=2, help="objects in the video")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--config", default="long_video",
@@ -115,106 +75,146 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine similarity above which new features merge (config: 0.95); a value "
                         "above 1 disables merging, so that a randomly initialised model (whose "
                         "features all merge) fills the bank and exercises eviction")
+    p.add_argument("--fill", action="store_true",
+                   help="fill the bank before timing: no merging, minimal eviction, untimed steps "
+                        "until the bank reaches its budget; then --frames timed frames at that size")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="compute precision of the encoders and decoder, and the bank's dtype (config: fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoders and the decoder")
+    p.add_argument("--no-fold-batchnorm", action="store_true",
+                   help="run the model as given, without folding BatchNorm into the convolutions")
+    p.add_argument("--compare-precision", action="store_true",
+                   help="instead of timing: label agreement and J change of bf16 and fp16 against fp32 "
+                        "over --videos held-out synthetic videos")
+    p.add_argument("--videos", type=int, default=8, help="held-out videos of --compare-precision")
+    p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
+                   help="after the run, profile STEPS more steps (default 5) and print the top operators")
     p.add_argument("--seed", type=int, default=0, help="seed of the video and the random model")
     p.add_argument("--check", action="store_true",
-                   help="exit with status 1 when the peak-memory check fails")
+                   help="exit with status 1 when the peak-memory check fails (needs --frames above 500; "
+                        "e.g. --frames 10000 for a long CUDA max-allocated check), or with "
+                        "--compare-precision when a target is not met")
     add_debug_option(p)
     return p
 
 
-def _segmenter(args):
-    """The Segmenter to time: --weights, or a random model of --backbone seeded by --seed."""
+def _factory(args):
+    """precision -> a fresh Segmenter of --weights (loaded once), or of a random model of
+    --backbone seeded by --seed, with the options' settings."""
     import torch
 
+    from ..checkpoint import load_model
     from ..inference import build_segmenter, resolve_device
+    from ..model import AFBURR
     device = resolve_device(args.device or "cpu")
     torch.manual_seed(args.seed)
-    weights = args.weights
-    if weights is None:
-        from ..model import AFBURR
-        weights = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
-    return build_segmenter(weights, args.config, device, budget=args.budget,
-                           update_rate=args.update_rate, merge_threshold=args.merge_threshold)
+    if args.weights is not None:
+        if not os.path.isfile(args.weights):
+            raise ValueError(f"checkpoint not found: {args.weights}")
+        model = load_model(args.weights, device=device)
+    else:
+        model = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
+    overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold,
+                     compile=args.compile, fold_batchnorm=not args.no_fold_batchnorm)
+    if args.fill:
+        overrides.update(merge_threshold=NO_MERGE, eviction="minimal")
+    return lambda precision: build_segmenter(model, args.config, device, precision=precision, **overrides)
 
 
-def _measure(seg, video, args, checkpoints, header) -> list[dict]:
-    """Step through the video; one row of figures at each checkpoint frame."""
+def _describe(seg, args) -> str:
     import torch
-    from tqdm import tqdm
-
-    from ..inference import bank_entries
-    from ..inference.resources import host_memory_kib
-    device, cuda = seg.device, seg.device.type == "cuda"
-    rows, times = [], []
-    prev = 1  # frame 0 only memorises the given mask: leave it out of the timings
-    bar = tqdm(total=args.frames, unit="frame", desc="benchmark", dynamic_ncols=True)
-    bar.write(header, file=sys.stderr)  # live rows on stderr; the final table goes to stdout
-    for t in range(args.frames):
-        frame, labels = video.frame(t)
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        seg.step(frame, mask=labels if t == 0 else None, memorize=t < args.frames - 1)
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-        n = t + 1
-        bar.update(1)
-        if n in checkpoints:
-            window = times[prev:n] or times[-1:]
-            prev = n
-            rss, hwm = host_memory_kib()
-            row = dict(frame=n, fps=1.0 / statistics.median(window), rss=rss / 1024.0,
-                       peak=hwm / 1024.0,
-                       cuda=torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
-                       bank=bank_entries(seg))
-            rows.append(row)
-            bar.write(format_row(row), file=sys.stderr)
-            bar.set_postfix(bank=row["bank"], refresh=False)
-    bar.close()
-    return rows
+    device = seg.device
+    return (f"device {device} ({torch.get_num_threads()} threads)"
+            + (f" {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+            + f" | backbone {seg.model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
+            f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
+            f" | merge threshold {seg.bank.merge_threshold} | eviction {seg.bank.eviction}"
+            f" | {seg.config.precision}" + (" | compiled" if seg.config.compile else "")
+            + (" | BatchNorm folded" if seg.config.fold_batchnorm else ""))
 
 
 def run(args) -> int:
     import torch
+    from tqdm import tqdm
 
+    from ..inference import bench
+
+    if args.compare_precision:
+        return compare(args)
+    args.frames = args.frames or 2000
     if args.frames < 2:
         raise ValueError(f"--frames must be at least 2, got {args.frames}")
-    seg = _segmenter(args)
+    if args.check and args.frames <= REFERENCE_FRAME:
+        raise ValueError(f"--check compares the last row with frame {REFERENCE_FRAME}: it needs "
+                         f"--frames above {REFERENCE_FRAME}, got {args.frames}")
+    args.size = args.size or (240, 432)
+    seg = _factory(args)(args.precision)
     device, cuda = seg.device, seg.device.type == "cuda"
-    video = ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
-    checkpoints = sorted({c for c in CHECKPOINTS if c < args.frames} | {args.frames})
-    print(f"device {device} ({torch.get_num_threads()} threads)"
-          + (f" {torch.cuda.get_device_name(device)}" if cuda else "")
-          + f" | backbone {seg.model.backbone} | {args.size[0]}x{args.size[1]} | {args.frames} frames"
-          f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
-          f" | merge threshold {seg.bank.merge_threshold}")
+    video = bench.ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
+    print(_describe(seg, args))
+    start = 0
+    if args.compile:
+        first, second = bench.first_steps(seg, video)
+        start = 2
+        print(f"compile: first frame (memory encoder) {first:.1f} s, second frame (query encoder, "
+              f"decoder) {second:.1f} s")
+    if args.fill:
+        with tqdm(unit="frame", desc="filling the bank", dynamic_ncols=True) as bar:
+            start = bench.fill_bank(seg, video, seg.bank.budget, start=start, on_step=lambda t: bar.update(1))
+        print(f"filled: {len(seg.bank)} entries ({bench.bank_bytes(seg.bank) / bench.MIB:.1f} MiB) "
+              f"after {start} frames")
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    header = (f"{'frame':>6} {'fps':>8} {'RSS MiB':>9} {'peak RSS':>9} "
-              f"{'CUDA max MiB':>12} {'bank entries':>12}")
-    rows = _measure(seg, video, args, checkpoints, header)
-    print(header)
+    checkpoints = sorted({c for c in CHECKPOINTS if c < args.frames} | {args.frames})
+    with tqdm(total=args.frames, unit="frame", desc="benchmark", dynamic_ncols=True) as bar:
+        rows = bench.run_timed(seg, video, args.frames, checkpoints, start=start,
+                               on_step=lambda n: bar.update(1),
+                               on_row=lambda r: bar.set_postfix(fps=f"{r.fps:.2f}", bank=r.bank_entries))
+    print(bench.format_header())
     for row in rows:
-        print(format_row(row))
-    return 0 if report_check(rows, cuda) or not args.check else 1
+        print(bench.format_row(row))
+    ok = report_check(rows, cuda)
+    if args.profile:
+        print(f"top operators over {args.profile} more steps:")
+        print(bench.profile_steps(seg, video, start + args.frames, args.profile))
+    return 1 if args.check and not ok else 0
 
 
-def format_row(row) -> str:
-    cuda = f"{row['cuda']:12.1f}" if row["cuda"] is not None else f"{'-':>12}"
-    return (f"{row['frame']:>6} {row['fps']:8.2f} {row['rss']:9.1f} {row['peak']:9.1f} "
-            f"{cuda} {row['bank']:>12}")
+def compare(args) -> int:
+    """--compare-precision: bf16 and fp16 against fp32 on held-out synthetic videos."""
+    from tqdm import tqdm
+
+    from ..data import SyntheticVideos
+    from ..inference.agreement import compare_precisions, format_agreements
+    h, w = args.size or (120, 216)
+    frames = args.frames or 20
+    if frames < 2 or args.videos < 1:
+        raise ValueError(f"--compare-precision needs --frames >= 2 and --videos >= 1, got {frames} and {args.videos}")
+    videos = SyntheticVideos("val", args.videos, frames, (h, w), 1, 3, cache_size=0)
+    make = _factory(args)
+    seg = make("fp32")
+    print(f"precision agreement | device {seg.device} | backbone {seg.model.backbone} | "
+          f"{args.videos} held-out synthetic videos of {frames} frames, {h}x{w}, 1-3 objects"
+          + (f" | weights {args.weights}" if args.weights else " | random weights"))
+    with tqdm(total=args.videos, unit="video", desc="compare", dynamic_ncols=True) as bar:
+        rows = compare_precisions(make, ((v.frames, v.masks) for v in (videos[i] for i in range(args.videos))),
+                                  on_video=lambda i: bar.update(1))
+    print(format_agreements(rows))
+    return 1 if args.check and not all(r.within_targets for r in rows) else 0
 
 
 def report_check(rows, cuda: bool) -> bool:
-    """Print whether the last checkpoint's peak is within TOLERANCE of frame 500's; return it."""
-    key, what = ("cuda", "CUDA max allocated") if cuda else ("peak", "peak RSS")
-    ref = next((r for r in rows if r["frame"] == REFERENCE_FRAME), rows[0])
+    """When the run has a row at frame 500 and a later one, print whether the last row's peak
+    is within TOLERANCE of frame 500's and return it; True when there is nothing to compare."""
+    ref = next((r for r in rows if r.frame == REFERENCE_FRAME), None)
     last = rows[-1]
-    growth = last[key] / ref[key] - 1.0
+    if ref is None or last.frame <= REFERENCE_FRAME:
+        return True
+    key, what = ("cuda_max_mib", "CUDA max allocated") if cuda else ("peak_rss_mib", "peak RSS")
+    growth = getattr(last, key) / getattr(ref, key) - 1.0
     ok = growth <= TOLERANCE
-    print(f"{what} at frame {last['frame']}: {last[key]:.1f} MiB vs {ref[key]:.1f} MiB at frame "
-          f"{ref['frame']} ({growth:+.1%}): {'within' if ok else 'NOT within'} {TOLERANCE:.0%}")
+    print(f"{what} at frame {last.frame}: {getattr(last, key):.1f} MiB vs {getattr(ref, key):.1f} MiB at "
+          f"frame {REFERENCE_FRAME} ({growth:+.1%}): {'within' if ok else 'NOT within'} {TOLERANCE:.0%}")
     return ok
 
 

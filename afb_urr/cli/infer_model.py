@@ -25,16 +25,20 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="how a full bank makes room: minimal (drop only as many least-used entries "
                         "as needed; the default for --video and --videos) or threshold (the "
                         "published loop; the default of the dataset protocols' configs)")
+    m.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="compute precision of the encoders and decoder, and the bank's dtype (config: fp32)")
+    m.add_argument("--compile", action="store_true", help="torch.compile the encoders and the decoder")
 
 
 def build_segmenter_factory(args, weights: str, **overrides):
     """A callable making a fresh Segmenter per video from --config, --device, --budget,
-    --update-rate (and ``overrides``: InferenceConfig fields); the weights are loaded on its
+    --update-rate, --precision, --compile (and ``overrides``: InferenceConfig fields); the weights are loaded on its
     first call, once."""
     from ..inference import segmenter_factory
     overrides = {"eviction": getattr(args, "eviction", None), **overrides}
     return segmenter_factory(weights, args.config or DEFAULT_CONFIG, args.device, budget=args.budget,
-                             update_rate=args.update_rate, **overrides)
+                             update_rate=args.update_rate, precision=args.precision,
+                             compile=args.compile or None, **overrides)
 
 
 def build_segmenter(args, weights: str, **overrides):

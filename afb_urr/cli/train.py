@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--evaluate", metavar="CKPT",
                        help="do not train: score this checkpoint's J&F on the config's held-out "
                             "synthetic videos (val:) and exit")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="--evaluate: compute precision of the Segmenter (config inference.precision: fp32)")
+    p.add_argument("--compile", action="store_true",
+                   help="--evaluate: torch.compile the encoders and the decoder")
     p.add_argument("--output-dir", metavar="DIR", help="override train.output_dir")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--time-limit", type=float, metavar="MIN",
@@ -82,7 +86,8 @@ def evaluate_checkpoint(cfg, vc, args) -> int:
     device = resolve_device(args.device)
     model = load_model(args.evaluate, device)
     videos = build_val_videos(vc)
-    scores = evaluate(model, videos, cfg.inference, device, progress=not args.no_progress)
+    inference = cfg.inference.replace(precision=args.precision, compile=args.compile or None)
+    scores = evaluate(model, videos, inference, device, progress=not args.no_progress)
     print(f"{args.evaluate}: {scores}")
     print("| objects | videos | J | F |")
     print("|---|---|---|---|")

@@ -15,6 +15,7 @@ from ..bank import FeatureBank
 from ..config import EVICTION_MODES, NEW_OBJECT_MODES, InferenceConfig
 from ..model import AFBURR
 from ..model.decoder import uncertainty_map
+from .runtime import autocast, compute_dtype, inference_copy
 
 _FORCE = 1000.0
 # Format of Segmenter.state_dict(); bump when its contents change meaning.
@@ -101,11 +102,18 @@ class Segmenter:
         config: an :class:`InferenceConfig` (default: its defaults): bank budget,
             update rate, merge and read-out thresholds, chunk size, eviction and
             ``new_object`` ("reset", published: the whole bank restarts from the
-            frame where an object appears; "keep": old objects keep their memory).
+            frame where an object appears; "keep": old objects keep their memory),
+            ``precision`` ("fp32", "bf16", "fp16": autocast dtype of the encoders and
+            the decoder, and the bank's dtype), ``compile`` (torch.compile the
+            encoders and the decoder) and ``fold_batchnorm`` (default on).
         device: where to compute; default: the model's device.
         channels_last: run the convolutions in channels-last memory format
             (about 1.5-2x faster on CPU; same results up to float rounding).
             Default: on for CPU devices.
+
+    ``model`` is not changed: the Segmenter computes with ``net``, an inference copy
+    (BatchNorm folded, on ``device``, channels-last, compiled as configured; see
+    :mod:`afb_urr.inference.runtime`), shared with other Segmenters of the same model.
         **overrides: fields of ``config`` to change, e.g. ``budget=2000``
             (``None`` values are ignored).
     """
@@ -117,11 +125,12 @@ class Segmenter:
             raise ValueError(f"new_object must be one of {NEW_OBJECT_MODES}, got {self.config.new_object!r}")
         if self.config.eviction not in EVICTION_MODES:
             raise ValueError(f"eviction must be one of {EVICTION_MODES}, got {self.config.eviction!r}")
+        self.dtype = compute_dtype(self.config.precision)
         self.device = torch.device(device) if device is not None else model.device
-        self.model = model.to(self.device).eval()
+        self.model = model
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.net = inference_copy(model, self.device, self.channels_last, self.config.fold_batchnorm,
+                                  self.config.compile)
         self.new_object = self.config.new_object
         self.bank = FeatureBank(1, self.config)
         self.object_ids: list[int] = [0]
@@ -218,7 +227,9 @@ class Segmenter:
     def _memorize(self, x: torch.Tensor, probs: torch.Tensor, new_ids: list[int], t: int) -> None:
         """Put frame ``t`` with its probabilities into the bank (restart it on a first frame,
         or when objects start here and ``new_object`` is "reset")."""
-        keys, values = self.model.memorize(x, probs)
+        with autocast(self.device, self.config.precision):
+            keys, values = self.net.memorize(x, probs)
+        keys, values = keys.to(self.dtype), values.to(self.dtype)
         if self.frame_index < 0 or (new_ids and self.new_object == "reset"):
             self.bank.init(keys, values, t)
         elif new_ids:
@@ -230,7 +241,8 @@ class Segmenter:
 
     def _segment(self, x: torch.Tensor) -> torch.Tensor:
         """Logits K x H x W of frame ``x`` (1 x 3 x H x W); the read-out counts go into the bank."""
-        logits, counts = self.model.segment(x, self.bank, count_readout=True)
+        with autocast(self.device, self.config.precision):
+            logits, counts = self.net.segment(x, self.bank, count_readout=True)
         for i, c in enumerate(counts):
             self.bank.add_readout(i, c)
         return logits[0]
@@ -314,7 +326,8 @@ class Segmenter:
         bank = FeatureBank(max(1, len(state["object_ids"])),
                            **{k: src[k] for k in _BANK_SETTINGS})
         for name in _BANK_TENSORS:
-            setattr(bank, name, [x.to(self.device).clone() for x in src[name]])
+            dtype = self.dtype if name in ("keys", "values") else None
+            setattr(bank, name, [x.to(self.device, dtype).clone() for x in src[name]])
         bank.evicted = list(src["evicted"])
         self.bank = bank
         self.object_ids = [int(i) for i in state["object_ids"]]

@@ -78,7 +78,10 @@ class MemoryEncoder(_Trunk):
         self._adopt_layers()
 
     def forward(self, frame: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """frame N x 3 x H x W in [0,1], mask N x 1 x H x W -> r4."""
+        """frame N x 3 x H x W in [0,1], or 1 x 3 x H x W shared by all N masks (its
+        normalisation and conv1 then run once); mask N x 1 x H x W -> r4."""
+        if frame.shape[0] > 1 and frame.stride(0) == 0:  # an expanded frame: one distinct row
+            frame = frame[:1]
         f = (frame - self.mean) / self.std
         other = (1 - mask).clamp(0, 1)
         x = self.conv1(f) + self.conv1_m(mask) + self.conv1_o(other)

@@ -84,10 +84,9 @@ class AFBURR(nn.Module):
         """
         if frame.dim() == 3:
             frame = frame.unsqueeze(0)
-        k = probs.shape[0]
         frame, _ = pad_to_multiple(frame)
         masks, _ = pad_to_multiple(probs.unsqueeze(1).to(frame.dtype))
-        r4 = self.encoder_m(frame.expand(k, -1, -1, -1), masks)
+        r4 = self.encoder_m(frame, masks)  # the frame is shared by the K masks
         return self.keyval_r4(r4)
 
     def segment(self, frames: torch.Tensor, bank: FeatureBank, count_readout: bool = False,
@@ -108,9 +107,9 @@ class AFBURR(nn.Module):
         qk, qv = self.keyval_r4(r4)
         read, counts = read_bank(bank, qk, qv, chunk_bytes or bank.chunk_bytes, count=count_readout)
         read = read.reshape(b * k, -1, *r4.shape[-2:])
-        s = self.decoder(read, r3.repeat_interleave(k, 0), r2.repeat_interleave(k, 0),
-                         r1.repeat_interleave(k, 0), k)
+        s = self.decoder(read, r3, r2, r1, k)  # the skips once per frame, not per object
         s = crop_padding(s, pad)
+        s = s.to(torch.promote_types(s.dtype, torch.float32))  # 1 - 1e-7 is 1 in half precision
         c = s.clamp(1e-7, 1 - 1e-7)
         out = (torch.log(c / (1 - c)),) + ((s,) if return_probs else ()) + ((counts,) if count_readout else ())
         return out if len(out) > 1 else out[0]
