@@ -7,8 +7,9 @@ For object i with bank keys Kb (Ck x M) and values Vb (Cv x M), query key kq
     read = Vb P                          # B x Cv x N
     out = concat(read, vq)               # B x 2Cv x N
 
-A bank stored in half precision (bf16 / fp16) is read in that dtype (the two
-products), but the softmax and the read-out counts are computed in fp32.
+A bank stored in half precision is read outside autocast, in its own dtype: the
+two products in bf16 (fp16 logits would overflow at 65504, so an fp16 bank's
+logits are taken in fp32), the softmax and the read-out counts in fp32.
 
 The query positions are processed in chunks so that no more than
 ``chunk_bytes`` of attention (P and its temporaries) exist at once, whatever
@@ -34,8 +35,8 @@ def _chunk_len(entries: int, chunk_bytes: int, elem: int, grad: bool) -> int:
     # With autograd: logits and softmax output both live (no counting during training).
     if grad:
         per_pos = entries * 2 * elem
-    else:
-        per_pos = entries * (elem + 1 if elem >= 4 else 5 + 2 * elem)
+    else:  # half precision: at most half logits, their fp32 softmax, the mask and a half copy
+        per_pos = entries * (elem + 1 if elem >= 4 else 9)
     return max(1, chunk_bytes // max(per_pos, 1))
 
 
@@ -48,12 +49,20 @@ def read_object(keys: torch.Tensor, values: torch.Tensor, qk: torch.Tensor,
     ``threshold``; ``threshold=None`` skips counting. Frames of the batch are
     read one after the other, so the bank is never copied.
     """
+    if keys.dtype in (torch.float16, torch.bfloat16):  # a half bank: its dtypes, not autocast's
+        with torch.autocast(keys.device.type, enabled=False):
+            return _read(keys, values, qk, chunk_bytes, threshold)
+    return _read(keys, values, qk, chunk_bytes, threshold)
+
+
+def _read(keys, values, qk, chunk_bytes: int, threshold: float | None):
     ck, m = keys.shape
     b, _, n = qk.shape
     grad = torch.is_grad_enabled() and (keys.requires_grad or qk.requires_grad or values.requires_grad)
     step = _chunk_len(m, chunk_bytes, keys.element_size(), grad)
-    kt = keys.t()  # M x Ck, a view
-    q_all = (qk * (1.0 / math.sqrt(ck))).to(keys.dtype)
+    # M x Ck, a view; fp16 logits overflow (65504): an fp16 bank's are taken in fp32.
+    kt = keys.t().float() if keys.dtype == torch.float16 else keys.t()
+    q_all = (qk * (1.0 / math.sqrt(ck))).to(kt.dtype)
     counts = torch.zeros(m, dtype=torch.long, device=keys.device) if threshold is not None else None
     reads = []
     for bi in range(b):

@@ -2,10 +2,11 @@
 and the read-out's share of a step."""
 import re
 
+import numpy as np
 import torch
 
 from afb_urr import AFBURR, Segmenter
-from afb_urr.inference.bench import ProceduralVideo, Row, bank_bytes, fill_bank, format_header, format_row, run_timed
+from afb_urr.inference.bench import LoopedVideo, ProceduralVideo, Row, bank_bytes, fill_bank, format_header, format_row, run_timed
 
 
 def test_header_columns_are_separated():
@@ -24,3 +25,13 @@ def test_readout_share_and_bank_bytes():
     assert bank_bytes(seg.bank) == len(seg.bank) * (160 * 4 + 12)
     rows = run_timed(seg, video, 2, [2], start=nxt)
     assert rows[0].bank_entries == len(seg.bank) and 0 < rows[0].readout_share < 1
+
+
+def test_looped_video_replays_its_first_frames():
+    video = ProceduralVideo(32, 48, 2)
+    looped = LoopedVideo(video, 3)
+    for t in (0, 1, 2, 3, 7):
+        frame, labels = looped.frame(t)
+        want_frame, want_labels = video.frame(t % 3)
+        assert np.array_equal(frame, want_frame) and np.array_equal(labels, want_labels)
+    assert looped.frame(4)[0] is looped.frame(1)[0]  # rendered once

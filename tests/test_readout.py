@@ -118,3 +118,16 @@ def test_half_bank_read_takes_its_softmax_in_fp32(dtype):
     torch.testing.assert_close(read.float(), ref, rtol=0, atol=0.05)
     agree = (counts == (p > 1e-3).sum(dim=(0, 2))).float().mean()
     assert agree > 0.95
+
+
+def test_fp16_bank_with_large_logits_stays_finite():
+    """fp16 overflows at 65504: the logits of an fp16 bank are taken in fp32, also under autocast."""
+    g = torch.Generator().manual_seed(5)
+    keys, values = 200 * torch.randn(16, 200, generator=g), torch.randn(24, 200, generator=g)
+    qk = 200 * torch.randn(1, 16, 30, generator=g)
+    assert float((keys.t() @ qk[0]).abs().max()) / 4 > 65504
+    with torch.autocast("cpu", dtype=torch.float16):
+        read, _ = read_object(keys.half(), values.half(), qk.half())
+    assert torch.isfinite(read).all()
+    ref, _ = _plain_read(keys.half().float(), values.half().float(), qk.half().float())
+    torch.testing.assert_close(read.float(), ref, rtol=0, atol=0.05)

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", type=int, default=8, help="held-out videos of --compare-precision")
     p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
                    help="after the run, profile STEPS more steps (default 5) and print the top operators")
+    p.add_argument("--loop", type=int, metavar="N",
+                   help="render the first N frames once and replay them in a loop (long runs whose "
+                        "frame rendering would cost more than the steps, e.g. --frames 10000 --check)")
     p.add_argument("--seed", type=int, default=0, help="seed of the video and the random model")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 when the peak-memory check fails (needs --frames above 500; "
@@ -130,7 +133,8 @@ def _describe(seg, args) -> str:
             f" | {args.objects} objects | budget {seg.bank.budget} | update rate {seg.bank.update_rate}"
             f" | merge threshold {seg.bank.merge_threshold} | eviction {seg.bank.eviction}"
             f" | {seg.config.precision}" + (" | compiled" if seg.config.compile else "")
-            + (" | BatchNorm folded" if seg.config.fold_batchnorm else ""))
+            + (" | BatchNorm folded" if seg.config.fold_batchnorm else "")
+            + (f" | frames looped every {args.loop}" if args.loop else ""))
 
 
 def run(args) -> int:
@@ -151,6 +155,8 @@ def run(args) -> int:
     seg = _factory(args)(args.precision)
     device, cuda = seg.device, seg.device.type == "cuda"
     video = bench.ProceduralVideo(*args.size, num_objects=args.objects, seed=args.seed)
+    if args.loop:
+        video = bench.LoopedVideo(video, args.loop)
     print(_describe(seg, args))
     start = 0
     if args.compile:

@@ -73,6 +73,24 @@ class ProceduralVideo:
         return img.astype(np.uint8), labels
 
 
+class LoopedVideo:
+    """The first ``length`` frames of a video, rendered once and replayed in a loop
+    (``frame(t)`` is the video's ``frame(t % length)``): long runs without the cost of
+    rendering every frame, e.g. a 10,000-frame memory check of a filled bank."""
+
+    def __init__(self, video: ProceduralVideo, length: int):
+        if length < 1:
+            raise ValueError(f"a looped video needs at least 1 frame, got {length}")
+        self.video, self.length = video, int(length)
+        self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        t %= self.length
+        if t not in self._frames:
+            self._frames[t] = self.video.frame(t)
+        return self._frames[t]
+
+
 def bank_bytes(bank) -> int:
     """Bytes held by a FeatureBank: keys, values, insertion frames and scores of every object."""
     tensors = [*bank.keys, *bank.values, *bank.inserted_at, *bank.scores]
