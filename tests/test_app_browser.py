@@ -117,6 +117,7 @@ def test_paint_propagate_export_in_chromium(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 820}, accept_downloads=True)
+        page.set_default_timeout(120_000)  # a loaded 2-core CI machine can be slow
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server)
         page.click("#open-demo")

@@ -20,7 +20,7 @@ def _mask(page, t):
 
 
 def _saved(page):
-    page.wait_for_function("!afb.dirty", timeout=30_000)
+    page.wait_for_function("!afb.dirty", timeout=120_000)
     page.evaluate("afb.saving")  # wait for the save queue
     page.wait_for_timeout(100)
 
@@ -32,6 +32,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 820})
+        page.set_default_timeout(120_000)  # a loaded 2-core CI machine can be slow
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server)
         page.click("#open-demo")
@@ -99,7 +100,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         assert _mask(page, 2).max() == 0
         # playback (Space) runs through the frames and stops
         page.keyboard.press("Space")
-        page.wait_for_function("afb.t >= 6", timeout=30_000)
+        page.wait_for_function("afb.t >= 6", timeout=120_000)
         page.keyboard.press("Space")
         assert page.evaluate("afb.playing") is False
         # overlay toggle, help panel, wrong-size import refused with a message
