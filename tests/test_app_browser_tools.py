@@ -20,9 +20,12 @@ def _mask(page, t):
 
 
 def _saved(page):
-    page.wait_for_function("!afb.dirty", timeout=120_000)
-    page.evaluate("afb.saving")  # wait for the save queue
-    page.wait_for_timeout(100)
+    """Wait until the page has saved its edits (twice: under load an edit can mark the
+    frame dirty after the first check)."""
+    for _ in range(2):
+        page.wait_for_timeout(300)
+        page.wait_for_function("!afb.dirty", timeout=120_000)
+        page.evaluate("afb.saving")  # wait for the save queue
 
 
 def test_editing_tools(server, tmp_path):  # noqa: F811
