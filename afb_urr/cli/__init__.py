@@ -35,6 +35,17 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
 
 
+def add_precision_options(parser, prefix: str = "") -> None:
+    """``--precision`` and ``--compile``: the Segmenter's compute modes (InferenceConfig fields);
+    ``prefix`` starts their help (e.g. "--evaluate: ")."""
+    from ..config import PRECISIONS
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help=f"{prefix}compute precision of the encoders and decoder, and the bank's "
+                             "dtype (config inference.precision: fp32)")
+    parser.add_argument("--compile", action="store_true",
+                        help=f"{prefix}torch.compile the encoders and the decoder")
+
+
 def one_line(e: BaseException) -> str:
     """An exception as one line: the message for bad input (ValueError, OSError,
     TypeError), else its type, message and a hint about --debug."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import HelpFormatter, add_debug_option, run_tool
+from . import HelpFormatter, add_debug_option, add_precision_options, run_tool
 
 CHECKPOINTS = (100, 500, 1000, 2000, 5000, 10000)
 REFERENCE_FRAME = 500
@@ -78,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", action="store_true",
                    help="fill the bank before timing: no merging, minimal eviction, untimed steps "
                         "until the bank reaches its budget; then --frames timed frames at that size")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="compute precision of the encoders and decoder, and the bank's dtype (config: fp32)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoders and the decoder")
+    add_precision_options(p)
     p.add_argument("--no-fold-batchnorm", action="store_true",
                    help="run the model as given, without folding BatchNorm into the convolutions")
     p.add_argument("--compare-precision", action="store_true",

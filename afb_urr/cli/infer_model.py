@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_precision_options
+
 DEFAULT_CONFIG = "davis17"  # configs/davis17.yaml; with --dataset, the config named after the dataset
 
 
@@ -25,9 +27,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="how a full bank makes room: minimal (drop only as many least-used entries "
                         "as needed; the default for --video and --videos) or threshold (the "
                         "published loop; the default of the dataset protocols' configs)")
-    m.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="compute precision of the encoders and decoder, and the bank's dtype (config: fp32)")
-    m.add_argument("--compile", action="store_true", help="torch.compile the encoders and the decoder")
+    add_precision_options(m)
 
 
 def build_segmenter_factory(args, weights: str, **overrides):

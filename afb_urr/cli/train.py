@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import HelpFormatter, add_debug_option, run_tool
+from . import HelpFormatter, add_debug_option, add_precision_options, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--evaluate", metavar="CKPT",
                        help="do not train: score this checkpoint's J&F on the config's held-out "
                             "synthetic videos (val:) and exit")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="--evaluate: compute precision of the Segmenter (config inference.precision: fp32)")
-    p.add_argument("--compile", action="store_true",
-                   help="--evaluate: torch.compile the encoders and the decoder")
+    add_precision_options(p, "--evaluate: ")
     p.add_argument("--output-dir", metavar="DIR", help="override train.output_dir")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--time-limit", type=float, metavar="MIN",
