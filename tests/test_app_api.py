@@ -85,6 +85,7 @@ def test_correction_recomputes_only_dependent_frames(flow, clip):
 
 def test_exports_decode_to_the_session_masks(flow, clip):
     client, sid = flow["client"], flow["sid"]
+    frames = clip[0]
     masks = flow.get("after") or {t: get_raw(client, sid, t, SIZE) for t in range(N)}
     r = client.get(f"/api/sessions/{sid}/export/palette")
     assert r.status_code == 200 and r.headers["x-incomplete"] == "0"
@@ -104,6 +105,8 @@ def test_exports_decode_to_the_session_masks(flow, clip):
     assert info["complete"] is True and info["missing_frames"] == [] and info["objects"] == {"1": "Object 1", "2": "Object 2"}
     decoded = dict(read_coco(path))
     assert all(np.array_equal(decoded[f"{t:05d}"], masks[t]) for t in range(N))
+    # the overlay tints each object with its colour on the page
+    assert client.patch(f"/api/sessions/{sid}/objects/1", json={"color": "#00ff00"}).status_code == 200
     r = client.get(f"/api/sessions/{sid}/export/mp4")
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
     path = os.path.join(flow["work"], "overlay_copy.mp4")
@@ -111,7 +114,12 @@ def test_exports_decode_to_the_session_masks(flow, clip):
         f.write(r.content)
     cap = cv2.VideoCapture(path)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N
+    ok, bgr = cap.read()
     cap.release()
+    inside = cv2.erode((masks[0] == 1).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    expected = 0.5 * frames[0][inside].astype(np.float32) + 0.5 * np.array([0, 255, 0], np.float32)
+    got = bgr[..., ::-1][inside].astype(np.float32)
+    assert ok and np.abs(got.mean(0) - expected.mean(0)).max() < 12  # mp4v is lossy
 
 
 def test_session_survives_a_restart(flow):

@@ -277,6 +277,19 @@ def test_blend_labels():
         blend_labels(frame, labels[:-1])
 
 
+def test_blend_labels_with_a_palette():
+    frame = np.full((H, W, 3), 100, np.uint8)
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:20, 10:30] = 1
+    palette = davis_palette().copy()
+    palette[1] = (0, 200, 40)
+    out = blend_labels(frame, labels, alpha=0.5, contour_thickness=0, palette=palette)
+    assert out[15, 15].tolist() == [50, 150, 70]            # 0.5 * 100 + 0.5 * (0, 200, 40)
+    assert out[0, 0].tolist() == [100, 100, 100]
+    with pytest.raises(ValueError, match="256 x 3"):
+        blend_labels(frame, labels, palette=palette[:10])
+
+
 def test_blend_labels_shades_uncertain_pixels():
     from afb_urr.io.overlay import UNCERTAIN_ALPHA, UNCERTAIN_COLOUR, shade_uncertainty
     frame = np.full((H, W, 3), 100, np.uint8)

@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from ..io import OverlayWriter
+from ..io import OverlayWriter, davis_palette
 from ..io.exports import CocoWriter, PaletteWriter
 from .errors import AppError
 from .paths import confine
@@ -96,11 +96,21 @@ def _coco(session, info, library, tmp) -> list[int]:
     return missing
 
 
+def object_palette(session: Session) -> np.ndarray:
+    """256 x 3 uint8 RGB: each object's colour on the page at its id, DAVIS colours elsewhere."""
+    palette = davis_palette().copy()
+    for o in session.state["objects"]:
+        hexa = o["color"].lstrip("#")
+        palette[int(o["id"])] = [int(hexa[i:i + 2], 16) for i in (0, 2, 4)]
+    return palette
+
+
 def _overlay(session, info, library, tmp) -> list[int]:
     missing = []
     tmp_mp4 = tmp + ".mp4"  # OpenCV picks the container from the extension
     try:
-        with OverlayWriter(tmp_mp4, info.fps, (info.height, info.width)) as writer:
+        with OverlayWriter(tmp_mp4, info.fps, (info.height, info.width),
+                           palette=object_palette(session)) as writer:
             for t, name, labels, ok in _frames(session, info):
                 writer.write(library.read_frame(session.video, t), labels)
                 if not ok:

@@ -30,8 +30,10 @@ def shade_uncertainty(image: np.ndarray, uncertainty: np.ndarray, alpha: float =
 
 
 def blend_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
-                 contour_thickness: int = 2, uncertainty: np.ndarray | None = None) -> np.ndarray:
-    """Tint each object of ``labels`` (H x W ints, 0 = background) with its DAVIS colour.
+                 contour_thickness: int = 2, uncertainty: np.ndarray | None = None,
+                 palette: np.ndarray | None = None) -> np.ndarray:
+    """Tint each object of ``labels`` (H x W ints, 0 = background) with its colour:
+    ``palette[id]`` (256 x 3 uint8 RGB; the DAVIS palette when None).
 
     frame: H x W x 3 uint8 RGB. Returns a new H x W x 3 uint8 RGB image where
     object pixels are ``(1 - alpha) * frame + alpha * colour`` and each object's
@@ -41,7 +43,7 @@ def blend_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
     if frame.shape[:2] != labels.shape:
         raise ValueError(f"overlay: frame is {frame.shape[0]}x{frame.shape[1]} "
                          f"but labels are {labels.shape[0]}x{labels.shape[1]}")
-    palette = davis_palette()
+    palette = davis_palette() if palette is None else check_palette(palette)
     labels = np.asarray(labels).astype(np.uint8, copy=False)
     colour = palette[labels].astype(np.float32)
     fg = (labels > 0)[..., None]
@@ -61,16 +63,27 @@ def blend_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
     return out
 
 
+def check_palette(palette) -> np.ndarray:
+    """``palette`` as a 256 x 3 uint8 array; ValueError for another shape."""
+    arr = np.asarray(palette)
+    if arr.shape != (256, 3):
+        raise ValueError(f"overlay: a palette is 256 x 3 RGB, got shape {arr.shape}")
+    return arr.astype(np.uint8, copy=False)
+
+
 class OverlayWriter:
     """Write an mp4 ('mp4v') of frames with their label maps blended in.
 
     ``size`` is (height, width) of the frames. Use as a context manager, or call
     ``close()``; ``write(frame, labels, uncertainty=None)`` takes an H x W x 3 uint8
     RGB frame, an H x W label map and optionally the H x W uncertainty in [0, 1] to shade.
+    ``palette`` (256 x 3 uint8 RGB) colours the objects by id; the DAVIS palette when None.
     """
 
-    def __init__(self, path: str, fps: float, size: tuple[int, int], alpha: float = 0.5):
+    def __init__(self, path: str, fps: float, size: tuple[int, int], alpha: float = 0.5,
+                 palette: np.ndarray | None = None):
         self.path = path
+        self.palette = None if palette is None else check_palette(palette)
         self.height, self.width = int(size[0]), int(size[1])
         self.alpha = alpha
         self.frames_written = 0
@@ -90,7 +103,7 @@ class OverlayWriter:
         if frame.shape[:2] != (self.height, self.width):
             raise ValueError(f"overlay {self.path}: frame is {frame.shape[0]}x{frame.shape[1]}, "
                              f"the video was opened for {self.height}x{self.width}")
-        out = blend_labels(frame, labels, self.alpha, uncertainty=uncertainty)
+        out = blend_labels(frame, labels, self.alpha, uncertainty=uncertainty, palette=self.palette)
         self._writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
