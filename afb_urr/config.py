@@ -212,6 +212,7 @@ class ReferringConfig:
                                                 "num_attention_heads": 2, "intermediate_size": 128,
                                                 "max_position_embeddings": 32, "type_vocab_size": 2})
     drop_path_rate: float = 0.0           # stochastic depth at the last Swin block (published 0.3)
+    ape: bool = False                     # Swin's absolute position embedding (published: off)
     vocab: str = ""                       # vocab.txt; "" = the grammar's, written to <output_dir>/vocab.txt
     input_size: tuple = (64, 112)         # (H, W) the frames are squashed to (published 480 x 480)
     class_weights: tuple = (0.9, 1.1)     # cross-entropy weights of background, object (published)

@@ -11,11 +11,11 @@ LIGHT_BERT = dict(vocab_size=len(LIGHT_VOCAB), hidden_size=32, num_hidden_layers
                   intermediate_size=64, max_position_embeddings=32, type_vocab_size=2)
 
 
-def light_lavt(seed: int = 0, window: int = 4):
+def light_lavt(seed: int = 0, window: int = 4, **kwargs):
     """A random light LAVT (Swin C=16, window 4, 2-layer BERT of width 32), eval mode, BN stats randomised."""
     from afb_urr.referring import LAVT
     torch.manual_seed(seed)
-    model = LAVT(swin=LIGHT_SWIN, window_size=window, bert_config=LIGHT_BERT)
+    model = LAVT(swin=LIGHT_SWIN, window_size=window, bert_config=LIGHT_BERT, **kwargs)
     for m in model.classifier.modules():  # non-trivial running statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)

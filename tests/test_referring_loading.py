@@ -39,6 +39,27 @@ def test_round_trip_both_layouts_with_namespace(tmp_path, layout):
     assert loaded.config["bert_config"] == model.config["bert_config"]
 
 
+def test_absolute_position_embedding_round_trip(tmp_path):
+    model = light_lavt(7, ape=True, input_size=(40, 56))
+    pos = model.state_dict()["backbone.absolute_pos_embed"]
+    assert pos.shape == (1, 16, 10, 14)  # the token grid of the input size
+    path = str(tmp_path / "ape.pth")
+    save_referring_model(path, model)
+    loaded = load_referring_model(path)
+    assert loaded.config["ape"] is True
+    assert torch.equal(_outputs(loaded), _outputs(model))
+    blob = torch.load(path, map_location="cpu", weights_only=False)  # no input size stated: the grid's
+    cfg = infer_config(blob["model"], {"bert_config": {"num_attention_heads": 2}})
+    assert cfg["input_size"] == (40, 56) and cfg["ape"] is True
+    ids, mask = tokens("the red ball", "a cube")
+    image = torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # another image size: the map is resized to its token grid, and it counts
+        placed = model(image, ids, mask)
+        model.backbone.absolute_pos_embed.zero_()
+        unplaced = model(image, ids, mask)
+    assert placed.shape == (2, 2, 64, 48) and not torch.allclose(placed, unplaced)
+
+
 def test_fp16_file_loads_as_fp32(tmp_path):
     model = light_lavt(6)
     path = str(tmp_path / "half.pth")

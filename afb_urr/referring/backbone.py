@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .pwam import PWAM, language_gate
@@ -81,12 +82,21 @@ class Stage(nn.Module):
 
 
 class LanguageAwareSwin(nn.Module):
-    """(B, 3, H, W) image, words (B, D, N), mask (B, N) -> four maps (B, C_i, H_i, W_i)."""
+    """(B, 3, H, W) image, words (B, D, N), mask (B, N) -> four maps (B, C_i, H_i, W_i).
 
-    def __init__(self, spec: SwinSpec, text_dim: int = 768, pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3):
+    ``ape_grid`` (Hp, Wp): Swin's optional absolute position embedding (``ape``, off in
+    the release), a learnt 1 x C x Hp x Wp map added to the patch tokens, resized
+    bicubically to the token grid of another image size.
+    """
+
+    def __init__(self, spec: SwinSpec, text_dim: int = 768, pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3,
+                 ape_grid: tuple[int, int] | None = None):
         super().__init__()
         self.spec = spec
         self.patch_embed = PatchEmbed(spec.embed_dim)
+        if ape_grid is not None:
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, spec.embed_dim, *ape_grid))
+            nn.init.trunc_normal_(self.absolute_pos_embed, std=0.02)
         total = sum(spec.depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         self.layers = nn.ModuleList()
@@ -99,6 +109,11 @@ class LanguageAwareSwin(nn.Module):
 
     def forward(self, image: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> list[torch.Tensor]:
         x, h, w = self.patch_embed(image)
+        if hasattr(self, "absolute_pos_embed"):
+            pos = self.absolute_pos_embed
+            if pos.shape[-2:] != (h, w):
+                pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
+            x = x + pos.flatten(2).transpose(1, 2)
         outs = []
         for i, stage in enumerate(self.layers):
             fused, x = stage(x, h, w, words, word_mask)

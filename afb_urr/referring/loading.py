@@ -112,8 +112,16 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
                 type_vocab_size=int(state["text_encoder.embeddings.token_type_embeddings.weight"].shape[0]))
     return dict(swin=named[0] if named else swin, window_size=(side + 1) // 2, bert_config=bert,
                 pwam_heads=tuple(stated.get("pwam_heads", (1, 1, 1, 1))),
-                input_size=tuple(stated.get("input_size", (480, 480))),
+                input_size=_input_size(state, stated), ape="backbone.absolute_pos_embed" in state,
                 drop_path_rate=float(stated.get("drop_path_rate", 0.3)))
+
+
+def _input_size(state: dict, stated: dict) -> tuple:
+    """The stated input size; else the absolute position embedding's grid x 4; else 480 x 480."""
+    if "input_size" in stated:
+        return tuple(stated["input_size"])
+    pos = state.get("backbone.absolute_pos_embed")
+    return (4 * int(pos.shape[-2]), 4 * int(pos.shape[-1])) if pos is not None and pos.dim() == 4 else (480, 480)
 
 
 def _mismatch_error(path: str, state: dict, expected: dict, what: str) -> ReferringCheckpointError:

@@ -29,10 +29,14 @@ class LAVT(nn.Module):
         drop_path_rate: stochastic depth at the last Swin block (published 0.3).
         input_size: (H, W) frames are squashed to before the network (published
             480 x 480); :func:`mask_from_text` uses it. Not a weight: metadata of the file.
+        ape: Swin's absolute position embedding (off in the release), a learnt map of
+            the input size's token grid, ``backbone.absolute_pos_embed``; the light variant
+            uses it to tell left from right.
     """
 
     def __init__(self, swin="base", window_size: int = 12, bert_config: dict | None = None,
-                 pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3, input_size=(480, 480)):
+                 pwam_heads=(1, 1, 1, 1), drop_path_rate: float = 0.3, input_size=(480, 480),
+                 ape: bool = False):
         super().__init__()
         spec = SwinSpec.resolve(swin, window_size)
         bert = check_bert_config(bert_config)
@@ -44,8 +48,9 @@ class LAVT(nn.Module):
             raise ValueError(f"LAVT: input_size must be (H, W) with a side above 32, got {input_size}")
         self.config = dict(swin=swin if isinstance(swin, str) else dict(swin), window_size=spec.window,
                            bert_config=bert, pwam_heads=list(pwam_heads), drop_path_rate=float(drop_path_rate),
-                           input_size=[int(v) for v in input_size])
-        self.backbone = LanguageAwareSwin(spec, bert["hidden_size"], pwam_heads, drop_path_rate)
+                           input_size=[int(v) for v in input_size], ape=bool(ape))
+        grid = tuple(-(-int(v) // 4) for v in input_size) if ape else None
+        self.backbone = LanguageAwareSwin(spec, bert["hidden_size"], pwam_heads, drop_path_rate, grid)
         self.classifier = SimpleDecoding(8 * spec.embed_dim)
         self.text_encoder = build_text_encoder(bert)
         self.backbone.apply(_init_trunk)

@@ -41,7 +41,7 @@ SCORE_SETS = {"mIoU": "train", "mIoU_wording": "heldout"}  # val.csv column -> w
 def build_lavt(rc: ReferringConfig, vocab_size: int) -> LAVT:
     """A fresh LAVT of the section's shape for a vocabulary of ``vocab_size`` tokens."""
     return LAVT(rc.swin, rc.window_size, dict(rc.bert, vocab_size=vocab_size), drop_path_rate=rc.drop_path_rate,
-                input_size=rc.input_size)
+                input_size=rc.input_size, ape=rc.ape)
 
 
 class ReferringStep(nn.Module):
