@@ -10,13 +10,17 @@ Starts the app (``python -m afb_urr.cli.app``, demo weights) in a subprocess on 
 2. propagates it again in a new session while a client fetches random frames and masks
    (``GET /api/videos/<id>/frames/<t>``, ``GET /api/sessions/<id>/masks/<t>?format=raw``)
    back to back: their latency (p50 / p95 / max);
-3. runs the same propagation in this process with ``VideoSession`` and with the streaming
-   path of ``tools/infer.py`` (``segment_stream``), for comparison.
-Propagation times are the best of --repeat interleaved runs (a shared machine is noisy).
+3. runs the same propagation in this process: ``tools/infer.py`` itself (its ``main``
+   on the frames as PNGs with frame 0's mask, writing the masks), ``VideoSession``
+   alone, and ``segment_stream`` alone (the network's loop, no output), for comparison.
+One untimed app job loads the model and warms up first; propagation times are the medians
+of --repeat interleaved runs (a shared machine is noisy).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import random
 import socket
@@ -122,7 +126,8 @@ class Direct:
         from afb_urr.inference.build import INFERENCE_SECTIONS, resolve_device
         from afb_urr.inference.demo import demo_weights
         self.dev = resolve_device(device)
-        self.model = load_model(demo_weights(), device=self.dev)
+        self.weights = demo_weights()
+        self.model = load_model(self.weights, device=self.dev)
         self.cfg = load_config("davis17", sections=INFERENCE_SECTIONS).inference
         self.frames, self.mask0 = list(frames), mask0
 
@@ -134,6 +139,27 @@ class Direct:
             for _ in video.propagate("both"):
                 pass
             return time.perf_counter() - t0
+
+    def infer(self, folder: str) -> float:
+        """Wall time of ``tools/infer.py --video <frames> --mask <frame 0> --out <masks>`` in this
+        process (model loading, frame decoding and mask writing included)."""
+        from afb_urr.cli.infer import main as infer_main
+        from afb_urr.io import write_mask
+        frames_dir, out = os.path.join(folder, "frames"), os.path.join(folder, "masks")
+        if not os.path.isdir(frames_dir):
+            import cv2
+            os.makedirs(frames_dir)
+            for i, f in enumerate(self.frames):
+                cv2.imwrite(os.path.join(frames_dir, f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            write_mask(os.path.join(folder, "mask0.png"), self.mask0)
+        argv = ["--video", frames_dir, "--mask", os.path.join(folder, "mask0.png"), "--out", out,
+                "--overwrite", "--config", "davis17", "--no-progress"]
+        argv += ["--device", str(self.dev), "--weights", self.weights]
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            if infer_main(argv) != 0:
+                raise RuntimeError("tools/infer.py failed on the benchmark video")
+        return time.perf_counter() - t0
 
     def stream(self) -> float:
         from afb_urr.inference import segmenter_factory, segment_stream
@@ -155,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=40, help="frames of the synthetic demo world")
     p.add_argument("--size", type=int, nargs=2, default=(120, 216), metavar=("H", "W"))
     p.add_argument("--device", help="torch device for the app and the direct runs (default: cuda if any)")
-    p.add_argument("--repeat", type=int, default=2,
-                   help="runs of each propagation timing; the best is reported (a shared machine is noisy)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of each propagation timing; the median is reported (a shared machine is noisy)")
     add_debug_option(p)
     return p
 
@@ -172,29 +198,38 @@ def bench(args) -> int:
             r.raise_for_status()
             video = r.json()["id"]
             direct = Direct(frames, truth[0], args.device)
-            app_s, session_s, infer_s = [], [], []
+            run_job(client, new_session(client, video, truth[0]))  # loads the model, warms up
+            times = {"app": [], "infer": [], "session": [], "stream": []}
             for _ in range(args.repeat):  # interleaved, so that each sees the same machine load
-                app_s.append(run_job(client, new_session(client, video, truth[0]))[0]["seconds"])
-                session_s.append(in_thread(direct.session))
-                infer_s.append(in_thread(direct.stream))
+                times["app"].append(run_job(client, new_session(client, video, truth[0]))[0]["seconds"])
+                times["infer"].append(in_thread(lambda: direct.infer(work)))
+                times["session"].append(in_thread(direct.session))
+                times["stream"].append(in_thread(direct.stream))
             sid = new_session(client, video, truth[0])
             busy, frame_ms, mask_ms = run_job(client, sid, make_probe(client, video, sid, args.frames))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    quiet, session_s, infer_s = min(app_s), min(session_s), min(infer_s)
-    n = args.frames
-    print(f"video: {n} frames, {args.size[0]}x{args.size[1]}, device {args.device or 'default'}")
-    print(f"{'propagation (both, from frame 0)':42s} {'seconds':>8s} {'fps':>6s}")
-    for name, s in (("app job, idle server", quiet), ("app job, while probed", busy["seconds"]),
-                    ("VideoSession in-process", session_s), ("segment_stream (tools/infer.py)", infer_s)):
-        print(f"{name:42s} {s:8.2f} {n / s:6.2f}")
-    print(f"app vs tools/infer.py: {100 * (quiet / infer_s - 1):+.1f}%   "
-          f"app vs VideoSession: {100 * (quiet / session_s - 1):+.1f}%")
-    print(f"{'latency during propagation (ms)':42s} {'n':>5s} {'p50':>7s} {'p95':>7s} {'max':>7s}")
-    for name, xs in (("GET frame", frame_ms), ("GET mask (raw)", mask_ms)):
-        print(f"{name:42s} {len(xs):5d} {pct(xs, 50):7.1f} {pct(xs, 95):7.1f} {max(xs, default=float('nan')):7.1f}")
+    report(args, {k: float(np.median(v)) for k, v in times.items()}, busy["seconds"], frame_ms, mask_ms)
     return 0
+
+
+def report(args, med: dict, busy: float, frame_ms, mask_ms) -> None:
+    n = args.frames
+    print(f"video: {n} frames, {args.size[0]}x{args.size[1]}, device {args.device or 'default'}; "
+          f"medians of {args.repeat} runs")
+    print(f"{'propagation (both, from frame 0)':44s} {'seconds':>8s} {'fps':>6s}")
+    for name, s in (("app job, idle server", med["app"]), ("app job, while probed", busy),
+                    ("tools/infer.py (in-process, writes masks)", med["infer"]),
+                    ("VideoSession in-process", med["session"]),
+                    ("segment_stream (network loop only)", med["stream"])):
+        print(f"{name:44s} {s:8.2f} {n / s:6.2f}")
+    print(f"app vs tools/infer.py: {100 * (med['app'] / med['infer'] - 1):+.1f}%   "
+          f"app vs VideoSession: {100 * (med['app'] / med['session'] - 1):+.1f}%   "
+          f"app vs segment_stream: {100 * (med['app'] / med['stream'] - 1):+.1f}%")
+    print(f"{'latency during propagation (ms)':44s} {'n':>5s} {'p50':>7s} {'p95':>7s} {'max':>7s}")
+    for name, xs in (("GET frame", frame_ms), ("GET mask (raw)", mask_ms)):
+        print(f"{name:44s} {len(xs):5d} {pct(xs, 50):7.1f} {pct(xs, 95):7.1f} {max(xs, default=float('nan')):7.1f}")
 
 
 def main(argv=None) -> int:
