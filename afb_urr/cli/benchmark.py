@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of timing: label agreement and J change of bf16 and fp16 against fp32 "
                         "over --videos held-out synthetic videos")
     p.add_argument("--videos", type=int, default=8, help="held-out videos of --compare-precision")
+    p.add_argument("--floor", action="store_true",
+                   help="with --compare-precision, a control row 'fp32-control': fp32 with the BatchNorm "
+                        "folding toggled, a rounding-level change (~1e-6): how far rounding alone moves labels")
     p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
                    help="after the run, profile STEPS more steps (default 5) and print the top operators")
     p.add_argument("--loop", type=int, metavar="N",
@@ -196,13 +199,19 @@ def compare(args) -> int:
         raise ValueError(f"--compare-precision needs --frames >= 2 and --videos >= 1, got {frames} and {args.videos}")
     videos = SyntheticVideos("val", args.videos, frames, (h, w), 1, 3, cache_size=0)
     make = _factory(args)
+    precisions = ("bf16", "fp16")
+    if args.floor:
+        unfolded = _factory(argparse.Namespace(**{**vars(args), "no_fold_batchnorm": not args.no_fold_batchnorm}))
+        folded = make
+        make = lambda p: unfolded("fp32") if p == "fp32-control" else folded(p)  # noqa: E731
+        precisions += ("fp32-control",)
     seg = make("fp32")
     print(f"precision agreement | device {seg.device} | backbone {seg.model.backbone} | "
           f"{args.videos} held-out synthetic videos of {frames} frames, {h}x{w}, 1-3 objects"
           + (f" | weights {args.weights}" if args.weights else " | random weights"))
     with tqdm(total=args.videos, unit="video", desc="compare", dynamic_ncols=True) as bar:
         rows = compare_precisions(make, ((v.frames, v.masks) for v in (videos[i] for i in range(args.videos))),
-                                  on_video=lambda i: bar.update(1))
+                                  precisions, on_video=lambda i: bar.update(1))
     print(format_agreements(rows))
     return 1 if args.check and not all(r.within_targets for r in rows) else 0
 
