@@ -110,7 +110,7 @@ for kernel in tile stream; do
   step "bench_urr_$kernel" 40 env AFB_URR_CUDA_KERNEL=$kernel python tools/bench_urr.py --device cuda
 done
 step compare_resnet50 60 python tools/benchmark.py --device cuda --compare-precision --backbone resnet50 \
-  --size 480x854 --videos 4 --frames 20
+  --size 480x854 --videos 4 --frames 20 --floor
 step compare_demo 40 python tools/benchmark.py --device cuda --compare-precision \
   --weights weights/demo_synthetic_resnet18.pth --videos 16
 if grep -q CRASHED "$LOGS/repro.log" && [ -x /usr/bin/g++ ] && [ "$(command -v g++)" != /usr/bin/g++ ]; then
