@@ -124,17 +124,18 @@ def test_paint_propagate_export_in_chromium(server, tmp_path):
         page.wait_for_selector("#objects li[data-object='1']")
         page.click("#add-object")
         page.wait_for_selector("#objects li[data-object='2']")
+        page.wait_for_function("afb.frameReady")
         page.fill("#brush-size", str(BRUSH))
         paint(page, truth[0], (1, 2))
+        page.evaluate("afb.flushSave()")  # save the strokes now and wait for the save queue
         page.wait_for_function("afb.session.annotated.includes(0) && !afb.dirty", timeout=60_000)
-        page.wait_for_timeout(300)
         page.screenshot(path=str(shots / "app_before_propagation.png"))
         page.click("[data-propagate='both']")
         page.wait_for_function("afb.session.job && afb.session.job.state === 'done'"
                                " && afb.session.done.length === 40", timeout=600_000, polling=500)
         page.click("#timeline", position={"x": page.eval_on_selector("#timeline", "e => e.clientWidth") * 0.55,
                                           "y": 20})
-        page.wait_for_timeout(500)
+        page.wait_for_function("afb.t > 0 && afb.frameReady")
         page.screenshot(path=str(shots / "app_after_propagation.png"))
         here = page.evaluate("afb.t")
         page.keyboard.press("u")  # next uncertain frame: one of the server's suggestions

@@ -1,6 +1,6 @@
 """The page's editing tools in headless Chromium (no propagation): polygon, fill, eraser,
-undo/redo, keyboard shortcuts, label PNG import, objects, help panel. Each check reads the
-saved annotation back through the API."""
+undo/redo, keyboard shortcuts, label PNG import, objects, help panel, and no edit while a
+frame is still loading. Each check reads the saved annotation back through the API."""
 import os
 
 import numpy as np
@@ -20,12 +20,8 @@ def _mask(page, t):
 
 
 def _saved(page):
-    """Wait until the page has saved its edits (twice: under load an edit can mark the
-    frame dirty after the first check)."""
-    for _ in range(2):
-        page.wait_for_timeout(300)
-        page.wait_for_function("!afb.dirty", timeout=120_000)
-        page.evaluate("afb.saving")  # wait for the save queue
+    """Save the page's pending edits now and wait for the save queue (``flushSave`` returns it)."""
+    page.evaluate("afb.flushSave()")
 
 
 def test_editing_tools(server, tmp_path):  # noqa: F811
@@ -41,7 +37,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         page.click("#open-demo")
         page.wait_for_selector("#objects li[data-object='1']")
         page.keyboard.press("ArrowRight")  # frame 1 (index 1)
-        page.wait_for_function("afb.t === 1")
+        page.wait_for_function("afb.t === 1 && afb.frameReady")
         view = page.evaluate("(() => { const r = afb.view.canvas.getBoundingClientRect();"
                              " return [r.left + afb.view.ox, r.top + afb.view.oy, afb.view.scale]; })()")
 
@@ -89,7 +85,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         path = tmp_path / "label.png"
         path.write_bytes(png_bytes(labels))
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("afb.t === 2")
+        page.wait_for_function("afb.t === 2 && afb.frameReady")
         page.set_input_files("#import-png", str(path))
         page.wait_for_selector("#objects li[data-object='3']")
         assert np.array_equal(_mask(page, 2), labels)
@@ -115,6 +111,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         assert not page.is_visible("#help")
         path.write_bytes(png_bytes(np.ones((H, W - 1), np.uint8)))
         page.keyboard.press("Home")
+        page.wait_for_function("afb.t === 0 && afb.frameReady")
         page.set_input_files("#import-png", str(path))
         page.wait_for_selector("#toast.error")
         assert "120x215 but the frames are 120x216" in page.inner_text("#toast")
@@ -124,3 +121,40 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
             page.screenshot(path=os.path.join(os.environ["AFB_APP_SCREENS"], "app_help.png"))
         browser.close()
     assert not errors, errors
+
+
+def test_a_frame_still_loading_is_not_edited(server):  # noqa: F811
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 820})
+        page.set_default_timeout(120_000)
+        page.goto(server)
+        page.click("#open-demo")
+        page.wait_for_selector("#objects li[data-object='1']")
+        page.wait_for_function("afb.t === 0 && afb.frameReady")
+        held = []
+        page.route("**/frames/39", lambda route: held.append(route))  # the last frame's image waits
+        with page.expect_request("**/frames/39"):
+            page.keyboard.press("End")
+        page.wait_for_function("afb.t === 39")
+        assert page.evaluate("afb.frameReady") is False
+        box = page.evaluate("(() => { const r = afb.view.canvas.getBoundingClientRect();"
+                            " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        page.keyboard.press("b")
+        page.mouse.move(*box)
+        page.mouse.down()
+        page.mouse.up()
+        assert "frame 40 is still loading" in page.inner_text("#toast")
+        assert page.evaluate("afb.dirty") is False
+        for _ in range(100):  # each round trip lets the route handler run
+            if held:
+                break
+            page.evaluate("0")
+        held[0].continue_()
+        page.wait_for_function("afb.frameReady")
+        page.evaluate("afb.flushSave()")
+        assert _mask(page, 39).max() == 0 and _mask(page, 0).max() == 0  # no edit landed anywhere
+        assert page.evaluate("afb.session.annotated") == []
+        browser.close()

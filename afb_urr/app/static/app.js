@@ -198,9 +198,17 @@ class App {
   }
 
   // ------------------------------------------------------------ editing and saving
+  // The editor holds the current frame's labels (a frame being loaded is not editable yet:
+  // an edit would land on the previous frame's labels and be replaced when the load ends).
+  get frameReady() { return !!this.session && this.editor.t === this.t; }
+
   canEdit() {
     if (this.session?.job && ["queued", "running"].includes(this.session.job.state)) {
       this.toast("editing is paused while a propagation runs (cancel it to edit)", true);
+      return false;
+    }
+    if (!this.frameReady) {
+      this.toast(`frame ${this.t + 1} is still loading`);
       return false;
     }
     return true;
