@@ -226,6 +226,7 @@ class ReferringConfig:
     val_videos: int = 60                  # held-out videos ("val" split); 0 = no validation
     val_frames: int = 2                   # frames per held-out video scored
     cache_size: int = 500                 # rendered videos kept in memory (all: later epochs render nothing)
+    sampling: str = "object"              # "object": per video and object; "kind": even over kinds of description
 
     def __post_init__(self):
         for name in ("input_size", "video_size", "class_weights"):
@@ -248,6 +249,8 @@ class ReferringConfig:
                              f"{self.min_objects}, {self.max_objects}")
         if "vocab_size" in self.bert:
             raise ValueError("referring.bert.vocab_size comes from the vocabulary; leave it out")
+        if self.sampling not in ("object", "kind"):
+            raise ValueError(f"referring.sampling must be 'object' or 'kind', got {self.sampling!r}")
 
 
 # Section name -> dataclass: the whole schema.

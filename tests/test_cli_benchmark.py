@@ -82,3 +82,22 @@ def test_compare_precision_prints_agreement_and_j_change(capsys):
         assert 90.0 <= float(agree) <= 100.0 and 0 <= float(j_ref) <= 1 and 0 <= float(j) <= 1
         assert float(dj) == pytest.approx(float(j) - float(j_ref), abs=2e-4)
     assert "targets: >= 99.5% of pixels agree, |dJ| <= 0.005" in out
+
+
+def test_calibrated_random_model_has_measured_batchnorm_statistics():
+    from afb_urr.training.batchnorm import batchnorms
+    args = benchmark.build_parser().parse_args(["--compare-precision", "--size", "32x48", "--calibrate-batchnorm", "1"])
+    seg = benchmark._factory(args)("fp32")
+    plain = benchmark._factory(benchmark.build_parser().parse_args(["--compare-precision", "--size", "32x48"]))("fp32")
+    bns = batchnorms(seg.model.encoder_q)
+    assert bns and all(int(bn.num_batches_tracked) >= 5 for bn in bns)  # a pass per frame at least
+    assert not any(bn.training for bn in batchnorms(seg.model))
+    spread = [float(bn.running_var.mean()) for bn in bns]
+    assert max(abs(v - 1.0) for v in spread) > 0.1  # no longer the identity statistics
+    assert all(float(bn.running_var.mean()) == 1.0 for bn in batchnorms(plain.model.encoder_q))
+
+
+def test_calibrate_batchnorm_is_for_the_random_model(capsys):
+    from afb_urr.inference.demo import demo_weights
+    assert benchmark.main(["--compare-precision", "--weights", demo_weights(), "--calibrate-batchnorm", "2"]) == 1
+    assert "--calibrate-batchnorm is for the random model" in capsys.readouterr().err

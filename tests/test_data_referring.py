@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from afb_urr.data import synthetic as syn
-from afb_urr.data.clips import NoObjectError
-from afb_urr.data.referring import (ATTRIBUTES, ObjectInfo, ReferringSamples, colour_names, descriptions,
-                                    expressions, realise, replay_objects, unambiguous, write_vocab)
+from afb_urr.data.referring import (ATTRIBUTES, COLOURS, STATIC_ATTRIBUTES, ObjectInfo, colour_names, described,
+                                    description_kind, descriptions, expressions, realise, replay_objects,
+                                    unambiguous, write_vocab)
 from afb_urr.referring.tokenizer import load_tokenizer
 
 SIZE = (96, 160)
@@ -115,22 +115,20 @@ def test_vocabulary_covers_the_grammar(tmp_path):
             assert tok.tokenize(text) == text.split()  # whole words, no [UNK]
 
 
-def test_samples_deterministic_and_split_apart():
-    train = ReferringSamples("train", 4, num_frames=6, size=SIZE, max_objects=3, seed=1)
-    val = ReferringSamples("val", 4, style="heldout", frames="first", num_frames=6, size=SIZE, seed=1)
-    assert not {train.videos.seed(i) for i in range(4)} & {val.videos.seed(i) for i in range(4)}
-    a, b = train[2], ReferringSamples("train", 4, num_frames=6, size=SIZE, max_objects=3, seed=1)[2]
-    assert a["expression"] == b["expression"] and a["frame"] == b["frame"] and np.array_equal(a["mask"], b["mask"])
-    video = train.videos[2]
-    assert np.array_equal(a["mask"], video.masks[a["frame"]] == a["label"])
-    assert a["expression"] in train.expressions(2, a["frame"])[a["label"]]
-    for i in range(4):
-        try:
-            s = val[i]
-        except NoObjectError:
-            continue
-        assert s["frame"] == 0 and s["expression"] in val.expressions(i, 0)[s["label"]]
-    with pytest.raises(ValueError, match="template style"):
-        ReferringSamples("train", 1, style="poetry")
+def test_unknown_attributes_are_refused():
+    (_, masks), replay = _video(2)
     with pytest.raises(ValueError, match="unknown referring attributes"):
-        expressions(video.masks[0], train.replay(2), 0, "train", ("smell",))
+        expressions(masks[0], replay, 0, "train", ("smell",))
+
+
+def test_described_gives_each_expression_its_kind():
+    (_, masks), replay = _video(7, n=3)
+    found = described(masks[2], replay, 2, "train", STATIC_ATTRIBUTES)
+    assert found and {k: [t for t, _ in v] for k, v in found.items()} == expressions(masks[2], replay, 2)
+    words = {"colour": set(COLOURS), "shape": {"ellipse", "rectangle", "polygon"}, "size": {"largest", "smallest"},
+             "position": {"left", "right", "top", "bottom"}}
+    for pairs in found.values():
+        for text, kind in pairs:
+            assert kind.split("+") == [a for a in ("colour", "shape", "size", "position") if words[a] & set(text.split())]
+    assert description_kind(dict(colour=None, shape="ellipse", motion=None, size="smallest")) == "shape+size"
+    assert description_kind(dict(colour="red", shape=None, motion="up", side="left")) == "colour+position+motion"

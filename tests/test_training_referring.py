@@ -55,6 +55,18 @@ def test_training_batches_follow_the_published_preprocessing(tmp_path):
     assert data[1]["expression"] != batch["expression"] or not torch.equal(data[1]["image"], batch["image"])
 
 
+def test_kind_sampling_reaches_the_training_batches(tmp_path):
+    cfg = tiny_cfg(tmp_path, num_videos=6)
+    cfg.referring.sampling = "kind"
+    from afb_urr.training.referring_data import vocabulary
+    tok, _ = vocabulary(cfg.referring, str(tmp_path))
+    data = training_batches(cfg.referring, tok, seed=0)
+    assert data.samples.sampling == "kind"
+    batch = data[0]
+    pool = {text for entries in data.samples.pool().values() for *_, text in entries}
+    assert batch["mask"].shape == (2, 40, 48) and set(batch["expression"]) <= pool
+
+
 def test_loss_decreases_and_the_checkpoint_loads_as_a_lavt(tmp_path):
     tr = ReferringTrainer(tiny_cfg(tmp_path, num_videos=2, max_steps=25, warmup_steps=0), device="cpu",
                           progress=False)

@@ -29,7 +29,10 @@ compiled) are timed apart and reported.
 ``--compare-precision`` times nothing: it segments --videos held-out synthetic
 videos (first frame given) in fp32 and in bf16 and fp16 and prints the share of
 pixels whose label agrees with fp32 and the change of J (targets: >= 99.5%,
-|dJ| <= 0.005); --check makes meeting them the exit status.
+|dJ| <= 0.005); --check makes meeting them the exit status. A random model's
+BatchNorm statistics are the identity, so its activations grow layer by layer
+and its attention is nearly one-hot; ``--calibrate-batchnorm N`` measures them
+on N training videos first, as a trained network has them.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from . import HelpFormatter, add_debug_option, add_precision_options, run_tool
 CHECKPOINTS = (100, 500, 1000, 2000, 5000, 10000)
 REFERENCE_FRAME = 500
 TOLERANCE = 0.10
+CALIBRATION_FRAMES = 5  # frames of each --calibrate-batchnorm video
 NO_MERGE = 2.0  # cosine similarity never exceeds 1: every feature is appended
 
 
@@ -88,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", action="store_true",
                    help="with --compare-precision, a control row 'fp32-control': fp32 with the BatchNorm "
                         "folding toggled, a rounding-level change (~1e-6): how far rounding alone moves labels")
+    p.add_argument("--calibrate-batchnorm", type=int, default=0, metavar="N",
+                   help="random model only: set its BatchNorm statistics to averages over N training-split "
+                        "synthetic videos (5 frames each) before use, as any trained network has them; "
+                        "without it each layer's activations keep the scale random weights give them")
     p.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="STEPS",
                    help="after the run, profile STEPS more steps (default 5) and print the top operators")
     p.add_argument("--loop", type=int, metavar="N",
@@ -117,12 +125,39 @@ def _factory(args):
             raise ValueError(f"checkpoint not found: {args.weights}")
         model = load_model(args.weights, device=device)
     else:
-        model = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).eval()
+        model = AFBURR(args.backbone or ("resnet50" if device.type == "cuda" else "resnet18")).to(device).eval()
+        if args.calibrate_batchnorm:
+            _calibrate(model, args, device)
     overrides = dict(budget=args.budget, update_rate=args.update_rate, merge_threshold=args.merge_threshold,
                      compile=args.compile, fold_batchnorm=not args.no_fold_batchnorm)
     if args.fill:
         overrides.update(merge_threshold=NO_MERGE, eviction="minimal")
     return lambda precision: build_segmenter(model, args.config, device, precision=precision, **overrides)
+
+
+def _calibrate(model, args, device) -> None:
+    """--calibrate-batchnorm N: the random model's BatchNorm statistics averaged over both
+    trunks' activations on the frames (and true masks) of N training-split videos."""
+    import torch
+
+    from ..data import SyntheticVideos
+    from ..model.network import pad_to_multiple
+    from ..training.batchnorm import calibrate
+    videos = SyntheticVideos("train", args.calibrate_batchnorm, CALIBRATION_FRAMES, args.size or (120, 216),
+                             1, 3, cache_size=0)
+
+    def run(i):
+        video = videos[i]
+        for frame, labels in zip(video.frames, video.masks):
+            x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float() / 255
+            ids = torch.from_numpy(labels.astype("int64")).to(device)
+            probs = torch.nn.functional.one_hot(ids, int(ids.max()) + 1).permute(2, 0, 1).float()
+            model.memorize(x, probs)
+            model.encoder_q(pad_to_multiple(x)[0])
+
+    with torch.no_grad():
+        calibrate(model, run, range(len(videos)))
+    model.eval()
 
 
 def _describe(seg, args) -> str:
@@ -144,6 +179,10 @@ def run(args) -> int:
 
     from ..inference import bench
 
+    if args.calibrate_batchnorm and args.weights:
+        raise ValueError("--calibrate-batchnorm is for the random model; --weights brings its own BatchNorm statistics")
+    if args.calibrate_batchnorm < 0:
+        raise ValueError(f"--calibrate-batchnorm needs N >= 0 videos, got {args.calibrate_batchnorm}")
     if args.compare_precision:
         return compare(args)
     args.frames = args.frames or 2000
@@ -208,7 +247,9 @@ def compare(args) -> int:
     seg = make("fp32")
     print(f"precision agreement | device {seg.device} | backbone {seg.model.backbone} | "
           f"{args.videos} held-out synthetic videos of {frames} frames, {h}x{w}, 1-3 objects"
-          + (f" | weights {args.weights}" if args.weights else " | random weights"))
+          + (f" | weights {args.weights}" if args.weights else " | random weights")
+          + (f", BatchNorm calibrated on {args.calibrate_batchnorm} videos"
+             if args.calibrate_batchnorm and not args.weights else ""))
     with tqdm(total=args.videos, unit="video", desc="compare", dynamic_ncols=True) as bar:
         rows = compare_precisions(make, ((v.frames, v.masks) for v in (videos[i] for i in range(args.videos))),
                                   precisions, on_video=lambda i: bar.update(1))

@@ -9,7 +9,7 @@ from .clips import (ArrayVideo, ClipConfig, ClipDataset, NoObjectError, choose_f
 from .davis import DAVISClips, davis_sequence
 from .factory import DATASETS, DataConfig, build_dataset
 from .files import FileVideo
-from .referring import ReferringSamples
+from .referring_samples import ReferringSamples
 from .static import StaticImageClips
 from .synthetic import DEMO_SEED, SyntheticClips, SyntheticVideo, SyntheticVideos, render_video, split_seed
 from .youtube_vos import YouTubeVOSClips, read_meta

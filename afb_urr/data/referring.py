@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import synthetic as syn
-from .clips import NoObjectError
 
 ATTRIBUTES = ("colour", "shape", "size", "position", "motion")
 # Motion is not visible in a single frame; a one-image model (LAVT) cannot learn it, so it is opt-in.
@@ -58,6 +57,9 @@ _PHRASES = {
                           "bottom": "near the bottom"},
                     motion="going {}", colour_after=True),
 }
+
+
+STYLES = tuple(_PHRASES)  # "train", "heldout"
 
 
 def colour_names(hue: float) -> set[str]:
@@ -231,10 +233,17 @@ def description_part(desc: dict, heldout_fraction: float = 0.2) -> str:
     return "heldout" if zlib.crc32(realise(desc, "train").encode()) % 10_000 < heldout_fraction * 10_000 else "train"
 
 
-def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
-                attributes=STATIC_ATTRIBUTES, part: str = "all",
-                heldout_fraction: float = 0.2) -> dict[int, list[str]]:
-    """label -> the unambiguous expressions for that object in frame ``t`` (objects with none are left out).
+def description_kind(desc: dict) -> str:
+    """The attributes a description uses, e.g. "shape+size" for "the smallest ellipse"
+    (what ``sampling="kind"`` evens out)."""
+    parts = (("colour", "colour"), ("shape", "shape"), ("size", "size"), ("side", "position"), ("motion", "motion"))
+    return "+".join(name for key, name in parts if desc.get(key) is not None)
+
+
+def described(labels: np.ndarray, replay, t: int, style: str = "train", attributes=STATIC_ATTRIBUTES,
+              part: str = "all", heldout_fraction: float = 0.2) -> dict[int, list[tuple[str, str]]]:
+    """label -> sorted (expression, :func:`description_kind`) pairs of the unambiguous expressions
+    for that object in frame ``t`` (objects with none are left out).
 
     ``part``: "all" descriptions, or only the "train" / "heldout" part of :func:`description_part`.
     """
@@ -250,12 +259,20 @@ def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
     for o in objs:
         if o.area < MIN_AREA * labels.size:
             continue
-        found = [realise(d, style) for d in descriptions(o, attributes)
+        found = {(realise(d, style), description_kind(d)) for d in descriptions(o, attributes)
                  if (part == "all" or description_part(d, heldout_fraction) == part)
-                 and unambiguous(o, objs, d, labels.shape)]
+                 and unambiguous(o, objs, d, labels.shape)}
         if found:
-            out[o.label] = sorted(set(found))
+            out[o.label] = sorted(found)
     return out
+
+
+def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
+                attributes=STATIC_ATTRIBUTES, part: str = "all",
+                heldout_fraction: float = 0.2) -> dict[int, list[str]]:
+    """label -> the unambiguous expressions for that object in frame ``t`` (:func:`described` without kinds)."""
+    found = described(labels, replay, t, style, attributes, part, heldout_fraction)
+    return {label: [text for text, _ in pairs] for label, pairs in found.items()}
 
 
 def grammar_words() -> list[str]:
@@ -277,67 +294,3 @@ def write_vocab(path: str) -> list[str]:
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(tokens) + "\n")
     return tokens
-
-
-class ReferringSamples:
-    """(frame, object mask, expression) samples over a split of procedural videos.
-
-    Item i draws from video i of ``split`` (seeds of "train" and "val" never
-    overlap): a frame (frame 0 with ``frames="first"``), an object of it that
-    has an unambiguous expression, and one of those expressions, in the
-    ``style`` templates ("train" or "heldout"), from the ``part`` of the
-    descriptions ("all", "train", "heldout"; see :func:`description_part`).
-    The choice depends only on (seed, epoch, i). Returns ``{"image": H x W x 3 uint8, "mask": H x W bool,
-    "expression": str, "video": name, "frame": t, "label": k}``.
-    """
-
-    def __init__(self, split: str = "train", num_videos: int = 100, style: str = "train",
-                 attributes=STATIC_ATTRIBUTES, frames: str = "all", num_frames: int = 30,
-                 size: tuple[int, int] = (240, 432), min_objects: int = 1, max_objects: int = 3, seed: int = 0,
-                 cache_size: int = 32, part: str = "all", heldout_fraction: float = 0.2):
-        if style not in _PHRASES:
-            raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
-        if frames not in ("all", "first"):
-            raise ValueError(f"frames must be 'all' or 'first', got {frames!r}")
-        self.videos = syn.SyntheticVideos(split, num_videos, num_frames, size, min_objects, max_objects,
-                                          cache_size=cache_size)
-        if part not in DESCRIPTION_PARTS:
-            raise ValueError(f"description part must be one of {DESCRIPTION_PARTS}, got {part!r}")
-        self.style, self.attributes, self.frames = style, tuple(attributes), frames
-        self.part, self.heldout_fraction = part, float(heldout_fraction)
-        self.seed, self.epoch = int(seed), 0
-        self._replays: dict[int, list[Replayed]] = {}
-        self._found: dict[tuple[int, int], dict[int, list[str]]] = {}  # (index, t) -> expressions
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def replay(self, index: int) -> list[Replayed]:
-        if index not in self._replays:
-            v = self.videos
-            self._replays[index] = replay_objects(v.seed(index), v.num_frames, v.size, v.spec(index)[0])
-        return self._replays[index]
-
-    def expressions(self, index: int, t: int) -> dict[int, list[str]]:
-        """label -> unambiguous expressions of video ``index`` at frame ``t`` (computed once)."""
-        if (index, t) not in self._found:
-            self._found[(index, t)] = expressions(self.videos[index].masks[t], self.replay(index), t, self.style,
-                                                  self.attributes, self.part, self.heldout_fraction)
-        return self._found[(index, t)]
-
-    def __getitem__(self, index: int) -> dict:
-        video = self.videos[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        order = [0] if self.frames == "first" else rng.permutation(len(video.masks)).tolist()
-        for t in order:
-            found = self.expressions(index, t)
-            if found:
-                label = sorted(found)[rng.integers(len(found))]
-                text = found[label][rng.integers(len(found[label]))]
-                return {"image": video.frames[t], "mask": video.masks[t] == label, "expression": text,
-                        "video": video.name, "frame": int(t), "label": int(label)}
-        raise NoObjectError(f"{video.name}: no object with an unambiguous {self.style} expression "
-                            f"in frames {order[:5]}{'...' if len(order) > 5 else ''}")

@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from ..config import ReferringConfig
 from ..data.clips import NoObjectError
-from ..data.referring import ReferringSamples, write_vocab
+from ..data.referring import write_vocab
+from ..data.referring_samples import ReferringSamples
 from ..referring import load_tokenizer, preprocess
 from ..referring.prompt import input_hw
 
@@ -99,7 +100,7 @@ def training_batches(rc: ReferringConfig, tokenizer, seed: int) -> ReferringBatc
     samples = ReferringSamples("train", rc.num_videos, style="train", num_frames=rc.num_frames,
                                size=rc.video_size, min_objects=rc.min_objects, max_objects=rc.max_objects,
                                seed=seed, cache_size=rc.cache_size, part="train",
-                               heldout_fraction=rc.heldout_fraction)
+                               heldout_fraction=rc.heldout_fraction, sampling=rc.sampling)
     return ReferringBatches(samples, tokenizer, rc.batch_size, rc.input_size, seed)
 
 
