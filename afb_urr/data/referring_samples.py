@@ -107,22 +107,21 @@ class ReferringSamples:
         return choices[rng.integers(len(choices))]
 
     def __getitem__(self, index: int) -> dict:
-        video = self.videos[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        order = [0] if self.frames == "first" else rng.permutation(len(video.masks)).tolist()
         if self.sampling == "kind":
             drawn = self._by_kind(rng)
             if drawn is None:
                 raise NoObjectError(f"no video of the {self.videos.split!r} split has an unambiguous "
                                     f"{self.style} expression")
             index, t, label, text = drawn
-            video = self.videos[index]
         else:
+            frames = self.videos.num_frames
+            order = [0] if self.frames == "first" else rng.permutation(frames).tolist()
             drawn = self._by_object(index, order, rng)
             if drawn is None:
-                raise NoObjectError(f"{video.name}: no object with an unambiguous {self.style} expression "
-                                    f"in frames {order[:5]}{'...' if len(order) > 5 else ''}")
+                raise NoObjectError(f"{self.videos[index].name}: no object with an unambiguous {self.style} "
+                                    f"expression in frames {order[:5]}{'...' if len(order) > 5 else ''}")
             t, label, text = drawn
+        video = self.videos[index]
         return {"image": video.frames[t], "mask": video.masks[t] == label, "expression": text,
-                "video": video.name, "index": int(index), "frame": int(t),
-                "label": int(label)}
+                "video": video.name, "index": int(index), "frame": int(t), "label": int(label)}
