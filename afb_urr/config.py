@@ -36,6 +36,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # the Segmenter's compute precision
 AMP_MODES = ("none", "bf16", "fp16")
 LR_SCHEDULES = ("step", "cosine", "poly")
 BN_MODES = ("frozen", "train", "track")  # see afb_urr.training.batchnorm
+REFERRING_SAMPLINGS = ("object", "kind")  # see afb_urr.data.referring_samples
 
 
 @dataclass
@@ -249,8 +250,8 @@ class ReferringConfig:
                              f"{self.min_objects}, {self.max_objects}")
         if "vocab_size" in self.bert:
             raise ValueError("referring.bert.vocab_size comes from the vocabulary; leave it out")
-        if self.sampling not in ("object", "kind"):
-            raise ValueError(f"referring.sampling must be 'object' or 'kind', got {self.sampling!r}")
+        if self.sampling not in REFERRING_SAMPLINGS:
+            raise ValueError(f"referring.sampling must be one of {REFERRING_SAMPLINGS}, got {self.sampling!r}")
 
 
 # Section name -> dataclass: the whole schema.

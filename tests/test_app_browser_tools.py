@@ -147,6 +147,8 @@ def test_a_frame_still_loading_is_not_edited(server):  # noqa: F811
         page.mouse.down()
         page.mouse.up()
         assert "frame 40 is still loading" in page.inner_text("#toast")
+        if os.environ.get("AFB_APP_SCREENS"):
+            page.screenshot(path=os.path.join(os.environ["AFB_APP_SCREENS"], "app_frame_loading.png"))
         assert page.evaluate("afb.dirty") is False
         for _ in range(100):  # each round trip lets the route handler run
             if held:

@@ -32,7 +32,8 @@ pixels whose label agrees with fp32 and the change of J (targets: >= 99.5%,
 |dJ| <= 0.005); --check makes meeting them the exit status. A random model's
 BatchNorm statistics are the identity, so its activations grow layer by layer
 and its attention is nearly one-hot; ``--calibrate-batchnorm N`` measures them
-on N training videos first, as a trained network has them.
+on N training videos first, as a trained network has them (measured: labels
+move further from fp32, not closer; README, "Benchmark").
 """
 from __future__ import annotations
 

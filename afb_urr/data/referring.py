@@ -271,7 +271,11 @@ def expressions(labels: np.ndarray, replay, t: int, style: str = "train",
                 attributes=STATIC_ATTRIBUTES, part: str = "all",
                 heldout_fraction: float = 0.2) -> dict[int, list[str]]:
     """label -> the unambiguous expressions for that object in frame ``t`` (:func:`described` without kinds)."""
-    found = described(labels, replay, t, style, attributes, part, heldout_fraction)
+    return without_kinds(described(labels, replay, t, style, attributes, part, heldout_fraction))
+
+
+def without_kinds(found: dict[int, list[tuple[str, str]]]) -> dict[int, list[str]]:
+    """:func:`described`'s label -> (expression, kind) pairs as label -> expressions."""
     return {label: [text for text, _ in pairs] for label, pairs in found.items()}
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import REFERRING_SAMPLINGS
 from . import synthetic as syn
 from .clips import NoObjectError
-from .referring import DESCRIPTION_PARTS, STATIC_ATTRIBUTES, STYLES, Replayed, described, replay_objects
-
-SAMPLINGS = ("object", "kind")
+from .referring import (DESCRIPTION_PARTS, STATIC_ATTRIBUTES, STYLES, Replayed, described, replay_objects,
+                        without_kinds)
 
 
 class ReferringSamples:
@@ -41,8 +41,8 @@ class ReferringSamples:
             raise ValueError(f"template style must be one of {sorted(STYLES)}, got {style!r}")
         if frames not in ("all", "first"):
             raise ValueError(f"frames must be 'all' or 'first', got {frames!r}")
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"referring sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling not in REFERRING_SAMPLINGS:
+            raise ValueError(f"referring sampling must be one of {REFERRING_SAMPLINGS}, got {sampling!r}")
         self.videos = syn.SyntheticVideos(split, num_videos, num_frames, size, min_objects, max_objects,
                                           cache_size=cache_size)
         if part not in DESCRIPTION_PARTS:
@@ -75,7 +75,7 @@ class ReferringSamples:
 
     def expressions(self, index: int, t: int) -> dict[int, list[str]]:
         """label -> unambiguous expressions of video ``index`` at frame ``t``."""
-        return {label: [text for text, _ in pairs] for label, pairs in self.described(index, t).items()}
+        return without_kinds(self.described(index, t))
 
     def _by_object(self, index: int, order: list[int], rng) -> tuple[int, int, str] | None:
         for t in order:
