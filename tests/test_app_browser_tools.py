@@ -24,6 +24,23 @@ def _saved(page):
     page.evaluate("afb.flushSave()")
 
 
+def _step_while_opening(page):
+    """Open the demo and press ArrowRight while the page is still opening it (its list refresh
+    held back): the step to frame 1 must survive the open (it once went back to frame 0)."""
+    page.wait_for_selector("#open-demo", state="visible")
+    held = []
+    page.route("**/api/videos", lambda route: held.append(route) if route.request.method == "GET"
+               else route.continue_())
+    page.click("#open-demo")
+    page.wait_for_selector("#objects li[data-object='1']")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("afb.t === 1")
+    assert len(held) == 1, "the open did not wait on the held list refresh"
+    with page.expect_request("**/events?*"):   # the open goes on to its last step
+        held[0].continue_()
+    page.unroute("**/api/videos")
+
+
 def test_editing_tools(server, tmp_path):  # noqa: F811
     _need_browser()
     from playwright.sync_api import sync_playwright
@@ -34,9 +51,7 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         page.set_default_timeout(120_000)  # a loaded 2-core CI machine can be slow
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server)
-        page.click("#open-demo")
-        page.wait_for_selector("#objects li[data-object='1']")
-        page.keyboard.press("ArrowRight")  # frame 1 (index 1)
+        _step_while_opening(page)
         page.wait_for_function("afb.t === 1 && afb.frameReady")
         view = page.evaluate("(() => { const r = afb.view.canvas.getBoundingClientRect();"
                              " return [r.left + afb.view.ox, r.top + afb.view.oy, afb.view.scale]; })()")

@@ -89,6 +89,7 @@ class App {
     this.source?.close();
     this.images.clear(); this.masks.clear(); this.editor.reset();
     this.session = state;
+    this.t = Math.max(0, Math.min(Number.isFinite(t) ? t : 0, state.video.num_frames - 1));  // a key pressed while opening moves from here
     this.view.setSize(state.video.width, state.video.height);
     $("empty").classList.add("hidden");
     this.applyState(state);
@@ -100,7 +101,7 @@ class App {
     });
     let opened = false;   // after a reconnection (e.g. a server restart) the state is read again
     this.source.onopen = () => { if (opened) this.run(() => this.reloadState()); opened = true; };
-    await this.goto(Math.min(t, state.video.num_frames - 1));
+    await this.goto(this.t);
     this.view.fit();
   }
 
