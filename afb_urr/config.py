@@ -199,7 +199,8 @@ class ReferringConfig:
     The LAVT shape (``swin``: a size name or dict(embed_dim, depths, num_heads);
     ``window_size``; ``bert``: ``BertConfig`` fields but ``vocab_size``, which
     the vocabulary gives), the input the frames are squashed to (H, W), the
-    loss (2-class cross-entropy with the published class weights 0.9 / 1.1)
+    loss (2-class cross-entropy with the published class weights 0.9 / 1.1, plus
+    ``iou_weight`` x a soft-IoU term, none as published)
     and the synthetic expressions (:mod:`afb_urr.data.referring`): training
     videos of the "train" split with the training share of the descriptions;
     validation on "val" videos with the held-out share (``heldout_fraction``
@@ -217,6 +218,7 @@ class ReferringConfig:
     vocab: str = ""                       # vocab.txt; "" = the grammar's, written to <output_dir>/vocab.txt
     input_size: tuple = (64, 112)         # (H, W) the frames are squashed to (published 480 x 480)
     class_weights: tuple = (0.9, 1.1)     # cross-entropy weights of background, object (published)
+    iou_weight: float = 0.0               # weight of a soft-IoU term added to the loss (published: none)
     batch_size: int = 8                   # samples per training step (published 32)
     num_videos: int = 500                 # training videos ("train" split)
     num_frames: int = 8                   # frames per video (any one of them is a sample)
@@ -245,6 +247,8 @@ class ReferringConfig:
                 raise ValueError(f"referring.{name} must be >= 1, got {getattr(self, name)}")
         if self.val_videos < 0 or self.cache_size < 0:
             raise ValueError("referring.val_videos and referring.cache_size must be >= 0")
+        if not 0.0 <= self.iou_weight <= 100.0:
+            raise ValueError(f"referring.iou_weight must be in [0, 100], got {self.iou_weight}")
         if not 1 <= self.min_objects <= self.max_objects:
             raise ValueError(f"referring: need 1 <= min_objects <= max_objects, got "
                              f"{self.min_objects}, {self.max_objects}")

@@ -88,6 +88,7 @@ def test_referring_section_marks_a_referring_run(tmp_path):
                           ("referring: {class_weights: [1.0]}", "class_weights"),
                           ("referring: {bert: {vocab_size: 9}}", "comes from the vocabulary"),
                           ("referring: {sampling: rare}", "referring.sampling"),
+                          ("referring: {iou_weight: -1}", "referring.iou_weight"),
                           ("train: {lr_schedule: poly, poly_power: 0}", "poly_power"),
                           ("train: {no_decay: ['']}", "no_decay")):
         p.write_text(body + "\n")

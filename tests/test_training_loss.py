@@ -44,3 +44,21 @@ def test_referring_loss_is_the_published_weighted_cross_entropy():
         referring_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match="do not match"):
         referring_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5))
+
+
+def test_soft_iou_loss_scores_each_sample_as_a_whole():
+    from afb_urr.training.loss import soft_iou_loss
+    masks = torch.zeros(1, 4, 4, dtype=torch.long)
+    masks[0, :2, :2] = 1
+    sure = torch.where(masks.bool(), 1.0, -1.0)[:, None] * torch.tensor([-20.0, 20.0])[None, :, None, None]
+    assert soft_iou_loss(sure, masks).item() == pytest.approx(0.0, abs=1e-6)
+    # p = 0.5 on the object (4 pixels) and on an equal distractor (4 pixels): IoU = 2 / (4 + 2) = 1/3
+    half = torch.full((1, 2, 4, 4), -20.0)
+    half[:, 0] *= -1  # background sure everywhere else
+    half[0, :, :2, :2] = 0.0
+    half[0, :, 2:, 2:] = 0.0
+    assert soft_iou_loss(half, masks).item() == pytest.approx(1 - 1 / 3, rel=1e-5)
+    # committing to the right object alone costs less than hedging; both empty is a perfect score
+    assert soft_iou_loss(sure, masks) < soft_iou_loss(half, masks)
+    assert soft_iou_loss(torch.tensor([20.0, -20.0]).view(1, 2, 1, 1).expand(1, 2, 4, 4),
+                         torch.zeros(1, 4, 4)).item() == pytest.approx(0.0, abs=1e-6)

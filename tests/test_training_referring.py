@@ -83,6 +83,21 @@ def test_loss_decreases_and_the_checkpoint_loads_as_a_lavt(tmp_path):
     assert blob["step"] == 25 and blob["run_config"]["referring"]["batch_size"] == 2
 
 
+def test_iou_weight_adds_the_soft_iou_term_to_the_logged_loss(tmp_path):
+    cfg = tiny_cfg(tmp_path, num_videos=2, max_steps=2, warmup_steps=0)
+    cfg.referring.iou_weight = 2.0
+    tr = ReferringTrainer(cfg, device="cpu", progress=False)
+    batch = tr.train_set[0]
+    tr.net.eval()  # BERT's dropout off: both passes below give the same logits
+    loss, ce, _ = tr.clip_loss(batch)
+    with torch.no_grad():
+        logits = tr.net(batch["image"], batch["token_ids"], batch["attention_mask"])
+    from afb_urr.training.loss import referring_loss, soft_iou_loss
+    assert ce.item() == pytest.approx(referring_loss(logits, batch["mask"]).item(), rel=1e-5)
+    assert loss.item() == pytest.approx(ce.item() + 2.0 * soft_iou_loss(logits, batch["mask"]).item(), rel=1e-5)
+    tr.close()
+
+
 def test_resume_reproduces_the_next_steps_exactly(tmp_path):
     saved = {}
 

@@ -1,5 +1,6 @@
 """Training losses as published: AFB-URR's cross-entropy over objects + 0.5 x uncertainty
-loss; LAVT's class-weighted 2-class cross-entropy."""
+loss; LAVT's class-weighted 2-class cross-entropy (with an optional soft-IoU term, not
+published, for the light referring model)."""
 from __future__ import annotations
 
 import math
@@ -63,3 +64,18 @@ def referring_loss(logits: torch.Tensor, masks: torch.Tensor, class_weights=(0.9
         raise ValueError(f"referring masks {tuple(masks.shape)} do not match logits {tuple(logits.shape)}")
     weight = torch.tensor([float(w) for w in class_weights], device=logits.device)
     return F.cross_entropy(logits.float(), masks.long(), weight=weight)
+
+
+def soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of 1 - soft IoU (Jaccard) of the object probability with the mask.
+
+    logits: B x 2 x H x W; masks: B x H x W (0/1). p = softmax(logits)[:, 1];
+    IoU = sum(p m) / sum(p + m - p m), 1 for a sample whose p and m are both empty.
+    Unlike per-pixel cross-entropy it scores a sample as a whole, as mean IoU does: a
+    mask split between two candidate objects costs more than committing to one.
+    """
+    p = F.softmax(logits.float(), dim=1)[:, 1].flatten(1)
+    m = masks.float().flatten(1)
+    inter = (p * m).sum(1)
+    union = (p + m - p * m).sum(1)
+    return (1.0 - (inter + 1e-6) / (union + 1e-6)).mean()

@@ -6,13 +6,15 @@ no-weight-decay names), logs, exact resume and DDP are :class:`Trainer`'s; this
 module swaps what is particular: the network (a LAVT of the section's shape,
 from scratch or ``--init``), the step (one batch of images and expressions ->
 2-class logits at the input size), the loss (class-weighted cross-entropy,
-0.9 / 1.1 as published), checkpoints in the ``lavt_one`` layout (readable by
+0.9 / 1.1 as published, plus ``referring.iou_weight`` x a soft-IoU term, not
+published), checkpoints in the ``lavt_one`` layout (readable by
 :func:`afb_urr.referring.load_referring_model`) and validation: mean and
 overall IoU on held-out videos with held-out descriptions.
 
-log.csv: ``loss`` = ``ce`` = the weighted cross-entropy, ``uncertainty`` 0,
-``clips_per_s`` = training images per second. val.csv: ``mIoU`` / ``oIoU`` with
-the training wording, ``mIoU_wording`` with the unseen "heldout" wording.
+log.csv: ``loss`` (the soft-IoU term included), ``ce`` = the weighted
+cross-entropy, ``uncertainty`` 0, ``clips_per_s`` = training images per second.
+val.csv: ``mIoU`` / ``oIoU`` with the training wording, ``mIoU_wording`` with the
+unseen "heldout" wording.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from ..config import Config, ReferringConfig
 from ..referring import LAVT, save_referring_model
 from ..referring.loading import merged_state_dict, model_from_state_dict, read_checkpoint, vocab_file_for
 from ..checkpoint import CheckpointError
-from .loss import referring_loss
+from .loss import referring_loss, soft_iou_loss
 from .loop import Trainer
 from .referring_data import encode_samples, heldout_samples, training_batches, vocabulary
 from .rng import SeededClips, config_dict, rng_state
@@ -131,14 +133,16 @@ class ReferringTrainer(Trainer):
         return dict(ckpt, config=ckpt.get("run_config"))  # resume_warnings compares the run's config
 
     def clip_loss(self, sample: dict):
-        """Loss of one batch: (loss, cross-entropy, 0), the loss being the weighted cross-entropy."""
+        """Loss of one batch: (loss, weighted cross-entropy, 0); the loss adds ``iou_weight`` x
+        the soft-IoU term to the cross-entropy."""
         image, ids, att, mask = (sample[k].to(self.device, non_blocking=True)
                                  for k in ("image", "token_ids", "attention_mask", "mask"))
         dtype = self.autocast_dtype
         with nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype):
             logits = self.net(image, ids, att)
-        loss = referring_loss(logits, mask, self.rc.class_weights)
-        return loss, loss, torch.zeros((), device=loss.device)
+        ce = referring_loss(logits, mask, self.rc.class_weights)
+        loss = ce + self.rc.iou_weight * soft_iou_loss(logits, mask) if self.rc.iou_weight else ce
+        return loss, ce, torch.zeros((), device=loss.device)
 
     def validate(self) -> dict | None:
         """Held-out IoU (rank 0; the others wait): val.csv columns and the full scores."""
