@@ -70,3 +70,45 @@ def test_evaluate_passes_precision_and_compile(setup, monkeypatch, capsys):
     rc, out, err = _run(["--config", cfg, "--evaluate", ckpt, "--precision", "bf16", "--compile"], capsys)
     assert rc == 0, err
     assert seen == {"precision": "bf16", "compile": True}
+
+
+REFERRING_YAML = """referring:
+  swin: {embed_dim: 8, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2]}
+  window_size: 4
+  bert: {hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32,
+         max_position_embeddings: 24}
+  input_size: [40, 48]
+  num_frames: 2
+  video_size: [60, 108]
+"""
+
+
+def test_evaluate_referring_prints_scores_per_kind_of_description(tmp_path, capsys):
+    import torch
+    from afb_urr.config import load_config
+    from afb_urr.data.referring import write_vocab
+    from afb_urr.referring import load_tokenizer, save_referring_model
+    from afb_urr.referring.loading import vocab_file_for
+    from afb_urr.training.referring import build_lavt
+    cfg = tmp_path / "ref.yaml"
+    cfg.write_text(REFERRING_YAML)
+    ckpt = str(tmp_path / "lavt.pth")
+    write_vocab(vocab_file_for(ckpt))
+    torch.manual_seed(0)
+    rc = load_config(str(cfg)).referring
+    save_referring_model(ckpt, build_lavt(rc, load_tokenizer(vocab_file_for(ckpt)).vocab_size))
+    rc_, out, err = _run(["--config", str(cfg), "--evaluate", ckpt, "--val-videos", "3", "--seen-descriptions",
+                          "--threads", "1"], capsys)
+    assert rc_ == 0, err
+    heads = re.findall(r"lavt\.pth (\w+): mIoU ([0-9.]+) .*\((\d+) samples\)$", out, flags=re.M)
+    assert [h[0] for h in heads] == ["mIoU", "mIoU_wording", "mIoU_seen"]
+    tables = out.split("| kind of description | samples | mIoU |")[1:]
+    assert len(tables) == 3
+    for (name, miou, n), table in zip(heads, tables):  # the kinds' rows add up to the line above them
+        rows = re.findall(r"^\| ([a-z+]+) \| (\d+) \| ([0-9.]+) \|$", table, flags=re.M)
+        assert rows and sum(int(r[1]) for r in rows) == int(n)
+        assert sum(int(r[1]) * float(r[2]) for r in rows) / int(n) == pytest.approx(float(miou), abs=2e-3)
+    seen = set(re.findall(r"^\| ([a-z+]+) \|", tables[2], flags=re.M))
+    assert {"colour", "shape"} <= seen  # one-attribute descriptions are all training ones
+    rc_, _, err = _run(["--config", str(cfg), "--seen-descriptions"], capsys)
+    assert rc_ == 1 and "--seen-descriptions" in err and len(err.strip().splitlines()) == 1

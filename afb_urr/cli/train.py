@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="skip J&F validation")
     p.add_argument("--val-videos", type=int, metavar="N",
                    help="override val.videos (held-out videos scored; the first N of the val split)")
+    p.add_argument("--seen-descriptions", action="store_true",
+                   help="--evaluate of a referring checkpoint: also score the training descriptions on the "
+                        "held-out videos (what the model learnt, on videos it never saw)")
     p.add_argument("--validate-first", action="store_true",
                    help="also measure J&F before the first step (the untrained score), into val.csv")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -100,6 +103,7 @@ def evaluate_referring(cfg, args) -> int:
     from ..referring import load_referring_model, load_tokenizer
     from ..referring.loading import vocab_file_for
     from ..training.referring import heldout_sets, referring_scores
+    from ..training.referring_data import heldout_samples
 
     rc = cfg.referring
     if rc.val_videos == 0:
@@ -107,11 +111,25 @@ def evaluate_referring(cfg, args) -> int:
     device = resolve_device(args.device)
     model = load_referring_model(args.evaluate, device)
     tokenizer = load_tokenizer(rc.vocab or vocab_file_for(args.evaluate))
-    for name, samples in heldout_sets(rc).items():
+    sets = heldout_sets(rc)
+    if args.seen_descriptions:
+        sets["mIoU_seen"] = heldout_samples(rc, "train", part="train")
+    for name, samples in sets.items():
         s = referring_scores(model, samples, tokenizer, device)
         print(f"{args.evaluate} {name}: mIoU {s['mIoU']:.3f} oIoU {s['oIoU']:.3f} P@0.5 {s['P@0.5']:.3f} "
               f"P@0.7 {s['P@0.7']:.3f} ({s['samples']} samples)")
+        print(kind_table(samples, s["ious"]))
     return 0
+
+
+def kind_table(samples: list[dict], ious: list[float]) -> str:
+    """Markdown table of mean IoU per kind of description ("colour+shape", ...)."""
+    import numpy as np
+    by_kind: dict[str, list[float]] = {}
+    for sample, iou in zip(samples, ious):
+        by_kind.setdefault(sample["kind"], []).append(iou)
+    rows = [f"| {kind} | {len(v)} | {np.mean(v):.3f} |" for kind, v in sorted(by_kind.items())]
+    return "\n".join(["| kind of description | samples | mIoU |", "|---|---|---|"] + rows)
 
 
 def _override(cfg, args) -> None:
@@ -141,6 +159,9 @@ def run(args) -> int:
 
     cfg = load_config(args.config)
     _override(cfg, args)
+    if args.seen_descriptions and not (args.evaluate and cfg.referring):
+        raise ValueError("--seen-descriptions scores a referring checkpoint: use it with --evaluate and a "
+                         "config with a 'referring' section")
     if args.evaluate:
         return evaluate_referring(cfg, args) if cfg.referring else evaluate_checkpoint(cfg, cfg.val, args)
     if cfg.referring is not None:

@@ -61,7 +61,8 @@ class ReferringStep(nn.Module):
 @torch.no_grad()
 def referring_scores(model: LAVT, samples: list[dict], tokenizer, device, batch_size: int = 32) -> dict:
     """Published metrics at the network's input size over ``samples`` (dicts of image, mask,
-    expression): mean IoU (a sample with an empty union counts 0), overall IoU, P@0.5, P@0.7."""
+    expression): mean IoU (a sample with an empty union counts 0), overall IoU, P@0.5, P@0.7,
+    and ``ious``, the per-sample IoUs in order."""
     size = tuple(model.config["input_size"])
     inter, union = [], []
     for i in range(0, len(samples), batch_size):
@@ -75,7 +76,7 @@ def referring_scores(model: LAVT, samples: list[dict], tokenizer, device, batch_
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return {"mIoU": float(iou.mean()) if len(iou) else 0.0, "oIoU": float(inter.sum() / max(union.sum(), 1)),
             "P@0.5": float((iou >= 0.5).mean()) if len(iou) else 0.0,
-            "P@0.7": float((iou >= 0.7).mean()) if len(iou) else 0.0, "samples": len(iou)}
+            "P@0.7": float((iou >= 0.7).mean()) if len(iou) else 0.0, "samples": len(iou), "ious": iou.tolist()}
 
 
 def heldout_sets(rc: ReferringConfig) -> dict[str, list[dict]]:

@@ -78,20 +78,21 @@ class ReferringBatches(Dataset):
         return encode_samples(picked, self.tokenizer, self.size)
 
 
-def heldout_samples(rc: ReferringConfig, style: str) -> list[dict]:
-    """Every (frame, object, expression) of the held-out descriptions in ``style`` wording
-    over the first ``rc.val_videos`` "val" videos, at ``rc.val_frames`` evenly spaced frames."""
+def heldout_samples(rc: ReferringConfig, style: str, part: str = "heldout") -> list[dict]:
+    """Every (frame, object, expression, kind of description) of the held-out descriptions
+    (``part="train"``: the training ones) in ``style`` wording over the first
+    ``rc.val_videos`` "val" videos, at ``rc.val_frames`` evenly spaced frames."""
     data = ReferringSamples("val", max(rc.val_videos, 1), style=style, num_frames=rc.num_frames,
                             size=rc.video_size, min_objects=rc.min_objects, max_objects=rc.max_objects,
-                            cache_size=1, part="heldout", heldout_fraction=rc.heldout_fraction)
+                            cache_size=1, part=part, heldout_fraction=rc.heldout_fraction)
     frames = np.linspace(0, rc.num_frames - 1, rc.val_frames).round().astype(int)
     out = []
     for v in range(rc.val_videos):
         video = data.videos[v]
         for t in sorted(set(frames.tolist())):
-            for label, texts in sorted(data.expressions(v, t).items()):
-                out += [{"image": video.frames[t], "mask": video.masks[t] == label, "expression": e,
-                         "video": video.name, "frame": t, "label": label} for e in texts]
+            for label, pairs in sorted(data.described(v, t).items()):
+                out += [{"image": video.frames[t], "mask": video.masks[t] == label, "expression": e, "kind": kind,
+                         "video": video.name, "frame": t, "label": label} for e, kind in pairs]
     return out
 
 
