@@ -102,12 +102,13 @@ def test_evaluate_referring_prints_scores_per_kind_of_description(tmp_path, caps
     assert rc_ == 0, err
     heads = re.findall(r"lavt\.pth (\w+): mIoU ([0-9.]+) .*\((\d+) samples\)$", out, flags=re.M)
     assert [h[0] for h in heads] == ["mIoU", "mIoU_wording", "mIoU_seen"]
-    tables = out.split("| kind of description | samples | mIoU |")[1:]
+    tables = out.split("| kind of description | samples | mIoU | right object |")[1:]
     assert len(tables) == 3
     for (name, miou, n), table in zip(heads, tables):  # the kinds' rows add up to the line above them
-        rows = re.findall(r"^\| ([a-z+]+) \| (\d+) \| ([0-9.]+) \|$", table, flags=re.M)
+        rows = re.findall(r"^\| ([a-z+]+) \| (\d+) \| ([0-9.]+) \| ([0-9.]+) \|$", table, flags=re.M)
         assert rows and sum(int(r[1]) for r in rows) == int(n)
         assert sum(int(r[1]) * float(r[2]) for r in rows) / int(n) == pytest.approx(float(miou), abs=2e-3)
+        assert all(0.0 <= float(r[3]) <= 1.0 for r in rows)
     seen = set(re.findall(r"^\| ([a-z+]+) \|", tables[2], flags=re.M))
     assert {"colour", "shape"} <= seen  # one-attribute descriptions are all training ones
     rc_, _, err = _run(["--config", str(cfg), "--seen-descriptions"], capsys)

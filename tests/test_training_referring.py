@@ -158,4 +158,15 @@ def test_scores_match_hand_counted_ious(tmp_path):
     assert s["mIoU"] == pytest.approx((1 + 1 / 3 + 0) / 3)
     assert s["oIoU"] == pytest.approx((960 + 480) / (960 + 1440 + 960))
     assert s["P@0.5"] == pytest.approx(1 / 3) and s["samples"] == 3
+    assert s["picked"] == [None, None, None]  # no label maps given
+    # objects 1 (all of it in the left half), 2 (4 of its 10 columns there), 3 (none of it)
+    labels = np.zeros((40, 48), np.uint8)
+    labels[:10, :10], labels[:10, 20:30], labels[30:, 30:40] = 1, 2, 3
+    picked = [dict(samples[0], mask=labels == k, labels=labels, label=k) for k in (1, 2, 3)]
+    assert referring_scores(Half(), picked, tok, "cpu")["picked"] == [True, False, False]
+    from afb_urr.training.referring import picks_the_object
+    pred = torch.from_numpy(left)
+    assert not picks_the_object(torch.zeros_like(pred), torch.from_numpy(labels), 1)  # an empty mask picks nothing
+    labels[:10, :10] = 0  # without object 1, object 2 is the one covered most
+    assert picks_the_object(pred, torch.from_numpy(labels), 2)
 

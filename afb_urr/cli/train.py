@@ -118,18 +118,20 @@ def evaluate_referring(cfg, args) -> int:
         s = referring_scores(model, samples, tokenizer, device)
         print(f"{args.evaluate} {name}: mIoU {s['mIoU']:.3f} oIoU {s['oIoU']:.3f} P@0.5 {s['P@0.5']:.3f} "
               f"P@0.7 {s['P@0.7']:.3f} ({s['samples']} samples)")
-        print(kind_table(samples, s["ious"]))
+        print(kind_table(samples, s["ious"], s["picked"]))
     return 0
 
 
-def kind_table(samples: list[dict], ious: list[float]) -> str:
-    """Markdown table of mean IoU per kind of description ("colour+shape", ...)."""
+def kind_table(samples: list[dict], ious: list[float], picked: list[bool]) -> str:
+    """Markdown table per kind of description ("colour+shape", ...): mean IoU, and the share of
+    samples whose mask covers the described object most (``picks_the_object``)."""
     import numpy as np
-    by_kind: dict[str, list[float]] = {}
-    for sample, iou in zip(samples, ious):
-        by_kind.setdefault(sample["kind"], []).append(iou)
-    rows = [f"| {kind} | {len(v)} | {np.mean(v):.3f} |" for kind, v in sorted(by_kind.items())]
-    return "\n".join(["| kind of description | samples | mIoU |", "|---|---|---|"] + rows)
+    by_kind: dict[str, list[tuple[float, bool]]] = {}
+    for sample, iou, pick in zip(samples, ious, picked):
+        by_kind.setdefault(sample["kind"], []).append((iou, bool(pick)))
+    rows = [f"| {kind} | {len(v)} | {np.mean([i for i, _ in v]):.3f} | {np.mean([p for _, p in v]):.2f} |"
+            for kind, v in sorted(by_kind.items())]
+    return "\n".join(["| kind of description | samples | mIoU | right object |", "|---|---|---|---|"] + rows)
 
 
 def _override(cfg, args) -> None:

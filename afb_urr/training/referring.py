@@ -32,7 +32,7 @@ from ..referring.loading import merged_state_dict, model_from_state_dict, read_c
 from ..checkpoint import CheckpointError
 from .loss import referring_loss, soft_iou_loss
 from .loop import Trainer
-from .referring_data import encode_samples, heldout_samples, training_batches, vocabulary
+from .referring_data import encode_samples, heldout_samples, resize_mask, training_batches, vocabulary
 from .rng import SeededClips, config_dict, rng_state
 from .batchnorm import set_train_mode
 from . import distributed as D
@@ -62,21 +62,35 @@ class ReferringStep(nn.Module):
 def referring_scores(model: LAVT, samples: list[dict], tokenizer, device, batch_size: int = 32) -> dict:
     """Published metrics at the network's input size over ``samples`` (dicts of image, mask,
     expression): mean IoU (a sample with an empty union counts 0), overall IoU, P@0.5, P@0.7,
-    and ``ious``, the per-sample IoUs in order."""
+    ``ious``, the per-sample IoUs in order, and ``picked``, per sample :func:`picks_the_object`
+    (None for a sample without ``labels``, its frame's label map, and ``label``)."""
     size = tuple(model.config["input_size"])
-    inter, union = [], []
+    inter, union, picked = [], [], []
     for i in range(0, len(samples), batch_size):
-        batch = encode_samples(samples[i:i + batch_size], tokenizer, size)
+        chunk = samples[i:i + batch_size]
+        batch = encode_samples(chunk, tokenizer, size)
         logits = model(batch["image"].to(device), batch["token_ids"].to(device), batch["attention_mask"].to(device))
         pred = (logits[:, 1] > logits[:, 0]).cpu()
         truth = batch["mask"].bool()
         inter += (pred & truth).flatten(1).sum(1).tolist()
         union += (pred | truth).flatten(1).sum(1).tolist()
+        picked += [picks_the_object(p, resize_mask(s["labels"], size), s["label"]) if "labels" in s else None
+                   for p, s in zip(pred, chunk)]
     inter, union = np.array(inter, float), np.array(union, float)
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return {"mIoU": float(iou.mean()) if len(iou) else 0.0, "oIoU": float(inter.sum() / max(union.sum(), 1)),
             "P@0.5": float((iou >= 0.5).mean()) if len(iou) else 0.0,
-            "P@0.7": float((iou >= 0.7).mean()) if len(iou) else 0.0, "samples": len(iou), "ious": iou.tolist()}
+            "P@0.7": float((iou >= 0.7).mean()) if len(iou) else 0.0, "samples": len(iou), "ious": iou.tolist(),
+            "picked": picked}
+
+
+def picks_the_object(pred: torch.Tensor, labels: torch.Tensor, label: int) -> bool:
+    """Whether the mask pred (h x w bool) covers object ``label`` of the frame's label map
+    (h x w) a larger share of its pixels than any other object: it chose the right object,
+    however loosely it outlines it."""
+    shares = {int(k): (pred & (labels == k)).sum().item() / (labels == k).sum().item()
+              for k in labels.unique().tolist() if k > 0}
+    return bool(shares) and shares.get(label, 0.0) > 0 and max(shares, key=shares.get) == label
 
 
 def heldout_sets(rc: ReferringConfig) -> dict[str, list[dict]]:

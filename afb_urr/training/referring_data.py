@@ -79,9 +79,9 @@ class ReferringBatches(Dataset):
 
 
 def heldout_samples(rc: ReferringConfig, style: str, part: str = "heldout") -> list[dict]:
-    """Every (frame, object, expression, kind of description) of the held-out descriptions
-    (``part="train"``: the training ones) in ``style`` wording over the first
-    ``rc.val_videos`` "val" videos, at ``rc.val_frames`` evenly spaced frames."""
+    """Every (frame, object, expression, kind of description, frame's label map) of the
+    held-out descriptions (``part="train"``: the training ones) in ``style`` wording over
+    the first ``rc.val_videos`` "val" videos, at ``rc.val_frames`` evenly spaced frames."""
     data = ReferringSamples("val", max(rc.val_videos, 1), style=style, num_frames=rc.num_frames,
                             size=rc.video_size, min_objects=rc.min_objects, max_objects=rc.max_objects,
                             cache_size=1, part=part, heldout_fraction=rc.heldout_fraction)
@@ -92,7 +92,8 @@ def heldout_samples(rc: ReferringConfig, style: str, part: str = "heldout") -> l
         for t in sorted(set(frames.tolist())):
             for label, pairs in sorted(data.described(v, t).items()):
                 out += [{"image": video.frames[t], "mask": video.masks[t] == label, "expression": e, "kind": kind,
-                         "video": video.name, "frame": t, "label": label} for e, kind in pairs]
+                         "labels": video.masks[t], "video": video.name, "frame": t, "label": label}
+                        for e, kind in pairs]
     return out
 
 
