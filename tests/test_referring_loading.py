@@ -39,6 +39,19 @@ def test_round_trip_both_layouts_with_namespace(tmp_path, layout):
     assert loaded.config["bert_config"] == model.config["bert_config"]
 
 
+def test_bert_without_layers_round_trip(tmp_path):
+    from afb_urr.referring import LAVT
+    from referring_common import LIGHT_BERT, LIGHT_SWIN
+    torch.manual_seed(3)
+    model = LAVT(swin=LIGHT_SWIN, window_size=4, bert_config=dict(LIGHT_BERT, num_hidden_layers=0)).eval()
+    assert not any(".encoder.layer." in k for k in model.state_dict())  # word embeddings only
+    path = str(tmp_path / "bert0.pth")
+    save_referring_model(path, model)
+    loaded = load_referring_model(path)
+    assert loaded.config["bert_config"] == model.config["bert_config"]
+    assert torch.equal(_outputs(loaded), _outputs(model))
+
+
 def test_absolute_position_embedding_round_trip(tmp_path):
     model = light_lavt(7, ape=True, input_size=(40, 56))
     pos = model.state_dict()["backbone.absolute_pos_embed"]

@@ -104,10 +104,12 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
             raise ReferringCheckpointError(f"BERT width {hidden} is not a multiple of {BERT_HEAD_DIM}: "
                                            "the file must state num_attention_heads in its 'config'")
         bert_heads = hidden // BERT_HEAD_DIM
+    ffn = state.get("text_encoder.encoder.layer.0.intermediate.dense.weight")  # none without layers:
+    ffn = int(ffn.shape[0]) if ffn is not None else int(  # the width then shapes no weight
+        (stated.get("bert_config") or {}).get("intermediate_size", 4 * hidden))
     bert = dict(vocab_size=int(word.shape[0]), hidden_size=hidden,
                 num_hidden_layers=_count(state, r"^text_encoder\.encoder\.layer\.(\d+)\."),
-                num_attention_heads=int(bert_heads),
-                intermediate_size=int(state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0]),
+                num_attention_heads=int(bert_heads), intermediate_size=ffn,
                 max_position_embeddings=int(state["text_encoder.embeddings.position_embeddings.weight"].shape[0]),
                 type_vocab_size=int(state["text_encoder.embeddings.token_type_embeddings.weight"].shape[0]))
     return dict(swin=named[0] if named else swin, window_size=(side + 1) // 2, bert_config=bert,
