@@ -75,6 +75,7 @@ def test_referring_section_marks_a_referring_run(tmp_path):
     from afb_urr.config import ReferringConfig
     assert load_config("train_synthetic").referring is None
     assert "referring" not in load_config("train_synthetic").as_dict()
+    assert load_config("train_referring_synthetic_iou").referring.iou_weight == 1.0
     cfg = load_config("train_referring_synthetic")
     rc = cfg.referring
     assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
