@@ -53,6 +53,9 @@ def test_editing_tools(server, tmp_path):  # noqa: F811
         page.goto(server)
         _step_while_opening(page)
         page.wait_for_function("afb.t === 1 && afb.frameReady")
+        assert page.inner_text("#frame-label").startswith("Frame 2 / ")
+        if os.environ.get("AFB_APP_SCREENS"):
+            page.screenshot(path=os.path.join(os.environ["AFB_APP_SCREENS"], "app_step_while_opening.png"))
         view = page.evaluate("(() => { const r = afb.view.canvas.getBoundingClientRect();"
                              " return [r.left + afb.view.ox, r.top + afb.view.oy, afb.view.scale]; })()")
 
