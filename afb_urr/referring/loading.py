@@ -104,9 +104,10 @@ def infer_config(state: dict, stated: dict | None = None) -> dict:
             raise ReferringCheckpointError(f"BERT width {hidden} is not a multiple of {BERT_HEAD_DIM}: "
                                            "the file must state num_attention_heads in its 'config'")
         bert_heads = hidden // BERT_HEAD_DIM
-    ffn = state.get("text_encoder.encoder.layer.0.intermediate.dense.weight")  # none without layers:
-    ffn = int(ffn.shape[0]) if ffn is not None else int(  # the width then shapes no weight
-        (stated.get("bert_config") or {}).get("intermediate_size", 4 * hidden))
+    # A BERT without layers (word embeddings only) has no FFN weight: its width shapes nothing.
+    ffn = state.get("text_encoder.encoder.layer.0.intermediate.dense.weight")
+    ffn = int(ffn.shape[0]) if ffn is not None else int((stated.get("bert_config") or {}).get(
+        "intermediate_size", 4 * hidden))
     bert = dict(vocab_size=int(word.shape[0]), hidden_size=hidden,
                 num_hidden_layers=_count(state, r"^text_encoder\.encoder\.layer\.(\d+)\."),
                 num_attention_heads=int(bert_heads), intermediate_size=ffn,

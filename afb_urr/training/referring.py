@@ -88,9 +88,13 @@ def picks_the_object(pred: torch.Tensor, labels: torch.Tensor, label: int) -> bo
     """Whether the mask pred (h x w bool) covers object ``label`` of the frame's label map
     (h x w) a larger share of its pixels than any other object: it chose the right object,
     however loosely it outlines it."""
-    shares = {int(k): (pred & (labels == k)).sum().item() / (labels == k).sum().item()
-              for k in labels.unique().tolist() if k > 0}
-    return bool(shares) and shares.get(label, 0.0) > 0 and max(shares, key=shares.get) == label
+    n = int(labels.max()) + 1
+    if not 0 < label < n:
+        return False
+    area = torch.bincount(labels.flatten(), minlength=n)[1:].double()
+    covered = torch.bincount(labels[pred], minlength=n)[1:].double()
+    share = torch.where(area > 0, covered / area.clamp(min=1), -1.0)
+    return bool(share[label - 1] > 0 and int(share.argmax()) == label - 1)
 
 
 def heldout_sets(rc: ReferringConfig) -> dict[str, list[dict]]:
