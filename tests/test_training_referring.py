@@ -98,6 +98,44 @@ def test_iou_weight_adds_the_soft_iou_term_to_the_logged_loss(tmp_path):
     tr.close()
 
 
+def _exported_tiny(tmp_path, **referring):
+    """A tiny referring run's exported fp16 weights (one step), with ``referring`` fields changed."""
+    cfg = tiny_cfg(tmp_path / "first", num_videos=2, max_steps=1, warmup_steps=0)
+    for k, v in referring.items():
+        setattr(cfg.referring, k, v)
+    tr = ReferringTrainer(cfg, device="cpu", progress=False)
+    tr.fit()
+    tr.export(str(tmp_path / "first.pth"))
+    tr.close()
+    return str(tmp_path / "first.pth")
+
+
+def test_init_from_a_lavt_of_another_shape_is_a_one_line_error(tmp_path):
+    from afb_urr.checkpoint import CheckpointError
+    weights = _exported_tiny(tmp_path, swin={"embed_dim": 8, "depths": [1, 1, 2, 1], "num_heads": [1, 1, 2, 2]})
+    with pytest.raises(CheckpointError) as e:
+        ReferringTrainer(tiny_cfg(tmp_path / "second", num_videos=2, max_steps=1), init=weights, device="cpu",
+                         progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "swin.depths (1, 1, 2, 1) vs (1, 1, 1, 1)" in msg, msg
+
+
+def test_init_at_another_input_size_continues_at_the_configs(tmp_path):
+    """The file's model, its position embedding resized as its forward would: same logits at the new size."""
+    weights = _exported_tiny(tmp_path, ape=True)
+    cfg = tiny_cfg(tmp_path / "second", num_videos=2, max_steps=1)
+    cfg.referring.ape, cfg.referring.input_size = True, (56, 64)
+    tr = ReferringTrainer(cfg, init=weights, device="cpu", progress=False)
+    before = load_referring_model(weights)
+    assert before.config["input_size"] == [40, 48] and tr.model.config["input_size"] == [56, 64]
+    assert tr.model.backbone.absolute_pos_embed.shape == (1, 8, 14, 16)
+    tr.model.eval()
+    image, ids, att = torch.randn(2, 3, 56, 64), torch.randint(5, 20, (2, 20)), torch.ones(2, 20, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.allclose(tr.model(image, ids, att), before(image, ids, att), atol=1e-5)
+    tr.close()
+
+
 def test_resume_reproduces_the_next_steps_exactly(tmp_path):
     saved = {}
 

@@ -24,10 +24,12 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ReferringConfig
 from ..referring import LAVT, save_referring_model
+from ..referring.backbone import SwinSpec
 from ..referring.loading import merged_state_dict, model_from_state_dict, read_checkpoint, vocab_file_for
 from ..checkpoint import CheckpointError
 from .loss import referring_loss, soft_iou_loss
@@ -44,6 +46,46 @@ def build_lavt(rc: ReferringConfig, vocab_size: int) -> LAVT:
     """A fresh LAVT of the section's shape for a vocabulary of ``vocab_size`` tokens."""
     return LAVT(rc.swin, rc.window_size, dict(rc.bert, vocab_size=vocab_size), drop_path_rate=rc.drop_path_rate,
                 input_size=rc.input_size, ape=rc.ape)
+
+
+ARCH_FIELDS = ("swin", "window_size", "bert_config", "pwam_heads", "ape")  # what --init must match
+
+
+def shape_differences(model: LAVT, rc: ReferringConfig, vocab_size: int) -> list[str]:
+    """"field: file's vs config's" for each architecture field (:data:`ARCH_FIELDS`) where
+    ``model`` (read for ``--init``) differs from the LAVT the config section describes."""
+    with torch.device("meta"):
+        wanted = build_lavt(rc, vocab_size).config
+    have = dict(model.config)
+    have["swin"], wanted["swin"] = (SwinSpec.resolve(c["swin"], c["window_size"]) for c in (have, wanted))
+    out = []
+    for name in ARCH_FIELDS:
+        a, b = have[name], wanted[name]
+        if name == "swin":
+            a, b = ({"embed_dim": s.embed_dim, "depths": s.depths, "num_heads": s.num_heads} for s in (a, b))
+        if isinstance(a, dict):
+            out += [f"{name}.{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b))
+                    if _norm(a.get(k)) != _norm(b.get(k))]
+        elif _norm(a) != _norm(b):
+            out.append(f"{name} {a} vs {b}")
+    return out
+
+
+def _norm(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def set_input_size(model: LAVT, size) -> None:
+    """Make ``model`` a LAVT of input ``size`` (H, W): its metadata, and its absolute position
+    embedding (1 x C x H/4 x W/4, when it has one) resized bicubically, as the forward does."""
+    size = [int(v) for v in size]
+    model.config["input_size"] = size
+    pos = getattr(model.backbone, "absolute_pos_embed", None)
+    if pos is not None:
+        grid = tuple(-(-v // 4) for v in size)
+        with torch.no_grad():
+            model.backbone.absolute_pos_embed = nn.Parameter(
+                F.interpolate(pos.detach(), size=grid, mode="bicubic", align_corners=False))
 
 
 class ReferringStep(nn.Module):
@@ -137,6 +179,15 @@ class ReferringTrainer(Trainer):
             if model.text_encoder.config.vocab_size != self.tokenizer.vocab_size:
                 raise CheckpointError(f"{weights}: its BERT has {model.text_encoder.config.vocab_size} word "
                                       f"embeddings, the vocabulary {self.vocab_path} {self.tokenizer.vocab_size}")
+            differ = shape_differences(model, self.rc, self.tokenizer.vocab_size)
+            if differ:
+                raise CheckpointError(f"{weights}: its LAVT is not the config's referring section's: "
+                                      + "; ".join(differ))
+            if tuple(model.config["input_size"]) != tuple(self.rc.input_size):
+                self.log(f"{weights}: trained at input {tuple(model.config['input_size'])}, continuing at "
+                         f"{tuple(self.rc.input_size)} (the config's)" + (
+                             "; absolute position embedding resized bicubically" if model.config["ape"] else ""))
+                set_input_size(model, self.rc.input_size)
         else:
             model = build_lavt(self.rc, self.tokenizer.vocab_size)
         self.model = model.to(self.device)
