@@ -52,8 +52,8 @@ ARCH_FIELDS = ("swin", "window_size", "bert_config", "pwam_heads", "ape")  # wha
 
 
 def shape_differences(model: LAVT, rc: ReferringConfig, vocab_size: int) -> list[str]:
-    """"field: file's vs config's" for each architecture field (:data:`ARCH_FIELDS`) where
-    ``model`` (read for ``--init``) differs from the LAVT the config section describes."""
+    """Where ``model`` (read for ``--init``) differs from the LAVT the config section
+    describes, one "field file's-value vs config's-value" per :data:`ARCH_FIELDS` entry."""
     with torch.device("meta"):
         wanted = build_lavt(rc, vocab_size).config
     have = dict(model.config)
@@ -179,20 +179,23 @@ class ReferringTrainer(Trainer):
             if model.text_encoder.config.vocab_size != self.tokenizer.vocab_size:
                 raise CheckpointError(f"{weights}: its BERT has {model.text_encoder.config.vocab_size} word "
                                       f"embeddings, the vocabulary {self.vocab_path} {self.tokenizer.vocab_size}")
-            differ = shape_differences(model, self.rc, self.tokenizer.vocab_size)
-            if differ:
-                raise CheckpointError(f"{weights}: its LAVT is not the config's referring section's: "
-                                      + "; ".join(differ))
-            if tuple(model.config["input_size"]) != tuple(self.rc.input_size):
-                self.log(f"{weights}: trained at input {tuple(model.config['input_size'])}, continuing at "
-                         f"{tuple(self.rc.input_size)} (the config's)" + (
-                             "; absolute position embedding resized bicubically" if model.config["ape"] else ""))
-                set_input_size(model, self.rc.input_size)
+            self._match_config(model, weights)
         else:
             model = build_lavt(self.rc, self.tokenizer.vocab_size)
         self.model = model.to(self.device)
         self.step_module = ReferringStep(self.model)
         self._wrap()
+
+    def _match_config(self, model: LAVT, weights: str) -> None:
+        """A file of another LAVT shape is an error; another input size becomes the config's."""
+        differ = shape_differences(model, self.rc, self.tokenizer.vocab_size)
+        if differ:
+            raise CheckpointError(f"{weights}: its LAVT is not the config's referring section's: " + "; ".join(differ))
+        if tuple(model.config["input_size"]) != tuple(self.rc.input_size):
+            self.log(f"{weights}: trained at input {tuple(model.config['input_size'])}, continuing at "
+                     f"{tuple(self.rc.input_size)} (the config's)"
+                     + ("; absolute position embedding resized bicubically" if model.config["ape"] else ""))
+            set_input_size(model, self.rc.input_size)
 
     def _read_resumable(self, path: str) -> dict:
         ckpt = read_checkpoint(path)
