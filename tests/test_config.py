@@ -76,6 +76,10 @@ def test_referring_section_marks_a_referring_run(tmp_path):
     assert load_config("train_synthetic").referring is None
     assert "referring" not in load_config("train_synthetic").as_dict()
     assert load_config("train_referring_synthetic_iou").referring.iou_weight == 1.0
+    hires = load_config("train_referring_synthetic_hires").referring  # the third stage: the second's, finer input
+    assert hires.input_size == (96, 168) and hires.iou_weight == 1.0
+    assert {k: v for k, v in hires.__dict__.items() if k != "input_size"} == {
+        k: v for k, v in load_config("train_referring_synthetic_iou").referring.__dict__.items() if k != "input_size"}
     cfg = load_config("train_referring_synthetic")
     rc = cfg.referring
     assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
