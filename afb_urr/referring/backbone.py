@@ -107,13 +107,15 @@ class LanguageAwareSwin(nn.Module):
         for i in range(4):
             self.add_module(f"norm{i}", nn.LayerNorm(spec.embed_dim << i, eps=1e-5))
 
+    def resize_position_embedding(self, grid: tuple[int, int]) -> None:
+        """Store the absolute position embedding at token ``grid`` (resized as the forward would)."""
+        with torch.no_grad():
+            self.absolute_pos_embed = nn.Parameter(_resized(self.absolute_pos_embed.detach(), grid))
+
     def forward(self, image: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> list[torch.Tensor]:
         x, h, w = self.patch_embed(image)
         if hasattr(self, "absolute_pos_embed"):
-            pos = self.absolute_pos_embed
-            if pos.shape[-2:] != (h, w):
-                pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
-            x = x + pos.flatten(2).transpose(1, 2)
+            x = x + _resized(self.absolute_pos_embed, (h, w)).flatten(2).transpose(1, 2)
         outs = []
         for i, stage in enumerate(self.layers):
             fused, x = stage(x, h, w, words, word_mask)
@@ -121,3 +123,10 @@ class LanguageAwareSwin(nn.Module):
             outs.append(fused.transpose(1, 2).reshape(fused.shape[0], -1, h, w))
             h, w = -(-h // 2), -(-w // 2)
         return outs
+
+
+def _resized(pos: torch.Tensor, grid) -> torch.Tensor:
+    """A 1 x C x h x w position map at token ``grid`` (bicubic; unchanged when it is already that size)."""
+    grid = tuple(int(v) for v in grid)
+    return pos if tuple(pos.shape[-2:]) == grid else F.interpolate(pos, size=grid, mode="bicubic",
+                                                                   align_corners=False)

@@ -49,11 +49,18 @@ class LAVT(nn.Module):
         self.config = dict(swin=swin if isinstance(swin, str) else dict(swin), window_size=spec.window,
                            bert_config=bert, pwam_heads=list(pwam_heads), drop_path_rate=float(drop_path_rate),
                            input_size=[int(v) for v in input_size], ape=bool(ape))
-        grid = tuple(-(-int(v) // 4) for v in input_size) if ape else None
+        grid = token_grid(input_size) if ape else None
         self.backbone = LanguageAwareSwin(spec, bert["hidden_size"], pwam_heads, drop_path_rate, grid)
         self.classifier = SimpleDecoding(8 * spec.embed_dim)
         self.text_encoder = build_text_encoder(bert)
         self.backbone.apply(_init_trunk)
+
+    def set_input_size(self, input_size) -> None:
+        """Make this a LAVT of input (H, W): the metadata, and the absolute position embedding
+        (when there is one) resized once as the forward resizes it, so outputs stay the same."""
+        self.config["input_size"] = [int(v) for v in input_size]
+        if self.config["ape"]:
+            self.backbone.resize_position_embedding(token_grid(input_size))
 
     def forward(self, image: torch.Tensor, token_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W) normalised; token_ids, attention_mask (B, N) int64 -> logits (B, 2, H, W)."""
@@ -69,6 +76,11 @@ class LAVT(nn.Module):
         c1, c2, c3, c4 = self.backbone(image, words, attention_mask)
         logits = self.classifier(c4, c3, c2, c1)
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def token_grid(input_size) -> tuple[int, int]:
+    """(H/4, W/4) rounded up: the patch-token grid of an (H, W) input."""
+    return tuple(-(-int(v) // 4) for v in input_size)
 
 
 def _init_trunk(m: nn.Module) -> None:

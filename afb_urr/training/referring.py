@@ -24,7 +24,6 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, ReferringConfig
@@ -56,36 +55,23 @@ def shape_differences(model: LAVT, rc: ReferringConfig, vocab_size: int) -> list
     describes, one "field file's-value vs config's-value" per :data:`ARCH_FIELDS` entry."""
     with torch.device("meta"):
         wanted = build_lavt(rc, vocab_size).config
-    have = dict(model.config)
-    have["swin"], wanted["swin"] = (SwinSpec.resolve(c["swin"], c["window_size"]) for c in (have, wanted))
     out = []
     for name in ARCH_FIELDS:
-        a, b = have[name], wanted[name]
-        if name == "swin":
-            a, b = ({"embed_dim": s.embed_dim, "depths": s.depths, "num_heads": s.num_heads} for s in (a, b))
+        a, b = (_arch_field(c, name) for c in (model.config, wanted))
         if isinstance(a, dict):
-            out += [f"{name}.{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b))
-                    if _norm(a.get(k)) != _norm(b.get(k))]
-        elif _norm(a) != _norm(b):
+            out += [f"{name}.{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
             out.append(f"{name} {a} vs {b}")
     return out
 
 
-def _norm(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
-def set_input_size(model: LAVT, size) -> None:
-    """Make ``model`` a LAVT of input ``size`` (H, W): its metadata, and its absolute position
-    embedding (1 x C x H/4 x W/4, when it has one) resized bicubically, as the forward does."""
-    size = [int(v) for v in size]
-    model.config["input_size"] = size
-    pos = getattr(model.backbone, "absolute_pos_embed", None)
-    if pos is not None:
-        grid = tuple(-(-v // 4) for v in size)
-        with torch.no_grad():
-            model.backbone.absolute_pos_embed = nn.Parameter(
-                F.interpolate(pos.detach(), size=grid, mode="bicubic", align_corners=False))
+def _arch_field(config: dict, name: str):
+    """A LAVT config field in one comparable form: Swin as dict(embed_dim, depths, num_heads), lists as tuples."""
+    if name == "swin":
+        s = SwinSpec.resolve(config["swin"], config["window_size"])
+        return {"embed_dim": s.embed_dim, "depths": s.depths, "num_heads": s.num_heads}
+    value = config[name]
+    return tuple(value) if isinstance(value, list) else value
 
 
 class ReferringStep(nn.Module):
@@ -195,7 +181,7 @@ class ReferringTrainer(Trainer):
             self.log(f"{weights}: trained at input {tuple(model.config['input_size'])}, continuing at "
                      f"{tuple(self.rc.input_size)} (the config's)"
                      + ("; absolute position embedding resized bicubically" if model.config["ape"] else ""))
-            set_input_size(model, self.rc.input_size)
+            model.set_input_size(self.rc.input_size)
 
     def _read_resumable(self, path: str) -> dict:
         ckpt = read_checkpoint(path)
