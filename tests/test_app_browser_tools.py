@@ -178,3 +178,46 @@ def test_a_frame_still_loading_is_not_edited(server):  # noqa: F811
         assert _mask(page, 39).max() == 0 and _mask(page, 0).max() == 0  # no edit landed anywhere
         assert page.evaluate("afb.session.annotated") == []
         browser.close()
+
+
+def test_text_box_makes_an_object_from_a_sentence(server):  # noqa: F811
+    """Type a sentence on frame 0 of the demo: a new object, annotated where the light referring
+    model finds it (the demo's ellipse), named by the sentence, and an empty box is refused."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    from afb_urr.data.synthetic import DEMO_SEED, render_video
+    from afb_urr.evaluation.metrics import j_measure
+    _, truth = render_video(DEMO_SEED, num_frames=1, size=(H, W), num_objects=2)
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 820})
+        page.set_default_timeout(120_000)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.click("#open-demo")
+        page.wait_for_function("afb.frameReady && !document.querySelector('#text-input').disabled")
+        page.click("#text-find")
+        page.wait_for_selector("#toast.error")
+        assert "type a sentence" in page.inner_text("#toast")
+        page.fill("#text-input", "the ellipse")
+        page.keyboard.press("e")  # typed into the box, not the eraser shortcut
+        assert page.input_value("#text-input") == "the ellipsee" and afb_tool(page) == "brush"
+        page.fill("#text-input", "the ellipse")
+        page.press("#text-input", "Enter")
+        page.wait_for_function("afb.session.annotated.includes(0) && afb.frameReady"
+                               " && document.querySelector('#text-status').textContent.includes('object')")
+        status = page.inner_text("#text-status")
+        assert status.startswith("the ellipse: object 2,"), status
+        assert page.evaluate("afb.activeObject") == 2 and page.input_value("#text-input") == ""
+        assert page.eval_on_selector("#objects li[data-object='2'] .name", "e => e.value") == "the ellipse"
+        labels = _mask(page, 0)
+        assert j_measure(truth[0] == 2, labels == 2) >= 0.8 and set(np.unique(labels)) <= {0, 2}
+        if os.environ.get("AFB_APP_SCREENS"):
+            page.screenshot(path=os.path.join(os.environ["AFB_APP_SCREENS"], "app_text.png"))
+        browser.close()
+    assert not errors, errors
+
+
+def afb_tool(page):
+    return page.evaluate("afb.tool")

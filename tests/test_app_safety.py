@@ -179,6 +179,7 @@ def test_openapi_lists_the_routes(app):
     client, sid, work = app
     spec = client.get("/openapi.json").json()
     for path in ("/api/videos", "/api/sessions/{sid}/masks/{t}", "/api/sessions/{sid}/propagate",
+                 "/api/sessions/{sid}/text",
                  "/api/sessions/{sid}/events", "/api/sessions/{sid}/export/{kind}"):
         assert path in spec["paths"], path
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -86,6 +87,39 @@ class AppContext:
             stale = dependents(session.anchors() + [t], t, n) & session.done_set()
             session.set_annotation(t, labels, removed, stale)
             self.jobs.events(session.id).publish({"type": "mask", "t": t})
+
+    def text_object(self, session: Session, t: int, text: str, name: str | None = None,
+                    colour: str | None = None) -> dict:
+        """A new object from a sentence on frame t: the referring model's mask, less the pixels
+        other objects hold there, joins the frame's labels as shown and becomes its annotation.
+        Nothing found (or only other objects' pixels): a 422 and the session as it was."""
+        self.check_frame(session, t)
+        self._check_idle(session.id)
+        text = " ".join(str(text).split())
+        if not text:
+            raise AppError("the text is empty: describe the object in words")
+        frame = self.library.read_frame(session.video, t)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                found = self.engine.find(frame, text)
+            except ValueError as e:
+                raise AppError(str(e), 422) from None
+        with session.lock:
+            shown = session.labels(t)
+            shown = np.zeros(frame.shape[:2], np.uint8) if shown is None else shown
+            mine = (found.labels == 1) & (shown == 0)
+            if not mine.any():
+                raise AppError(f"text {text!r}: what it found on frame {t} belongs to other objects", 422)
+            entry = session.add_object(name or text[:100], colour)
+            try:
+                self.put_mask(session, t, np.where(mine, entry["id"], shown).astype(np.uint8))
+            except Exception:
+                session.delete_object(entry["id"])
+                raise
+        return {"object": entry, "frame": t, "pixels": int(mine.sum()),
+                "confidence": round(float(found.masks.confidence[0]), 4),
+                "warnings": [" ".join(str(w.message).split()) for w in caught], "session": self.state(session)}
 
     def drop_mask(self, session: Session, t: int) -> None:
         """Forget frame t's annotation; the next propagation recomputes what depended on it."""

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .errors import AppError
+from .errors import AppError, Conflict
 from .settings import AppSettings
 from .store import Session
 
@@ -30,6 +30,8 @@ class Engine:
         self.live_sessions = live_sessions
         self._model = None
         self._config = None
+        self._referring = None
+        self._text_lock = threading.Lock()
         self._lock = threading.Lock()
         self._live: OrderedDict[str, object] = OrderedDict()
         self._locks: dict[str, threading.RLock] = {}
@@ -45,6 +47,27 @@ class Engine:
                 self._config = config.inference
                 self._model = load_model(self.settings.weights_path, device=self.device())
             return self._model, self._config
+
+    def referring(self):
+        """(referring model, tokenizer) of the text box, loaded on first use; Conflict (409)
+        when the app was started without one."""
+        from ..inference.text import load_referring
+        path = self.settings.referring_path
+        if path is None:
+            raise Conflict("no referring model: start the app with --referring-weights (and --vocab) to "
+                           "create objects from sentences")
+        with self._lock:
+            if self._referring is None:
+                self._referring = load_referring(path, self.settings.vocab, self.device())
+            return self._referring
+
+    def find(self, frame: np.ndarray, text: str):
+        """The referring model's object for ``text`` on ``frame`` (H x W x 3 uint8 RGB):
+        :func:`afb_urr.inference.text.text_objects` as object 1 (one request at a time)."""
+        from ..inference.text import text_objects
+        model, tokenizer = self.referring()
+        with self._text_lock:
+            return text_objects(model, tokenizer, frame, [text], first_id=1)
 
     def device(self):
         """The torch device (``--device``, or cuda when available); ValueError if unusable."""

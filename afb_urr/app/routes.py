@@ -41,6 +41,13 @@ class ObjectIn(BaseModel):
     color: Optional[str] = Field(None, description="#rrggbb")
 
 
+class TextIn(BaseModel):
+    frame: int = Field(description="the frame the sentence describes (0-based)")
+    text: str = Field(max_length=500, description="an English expression, e.g. 'the dog on the left'")
+    name: Optional[str] = Field(None, max_length=100, description="default: the text")
+    color: Optional[str] = Field(None, description="#rrggbb")
+
+
 class PropagateIn(BaseModel):
     direction: Literal["forward", "backward", "both"] = "both"
     start: Optional[int] = Field(None, description="first frame (default 0)")
@@ -61,6 +68,7 @@ def _video_routes(r: APIRouter, ctx: AppContext) -> None:
         s = ctx.settings
         return {"version": __version__, "demo": s.demo, "weights": s.weights_path.rsplit("/", 1)[-1],
                 "device": str(ctx.engine.device()), "max_upload_bytes": s.max_upload_bytes,
+                "text": s.referring_path is not None,
                 "token_required": s.token is not None}
 
     @r.get("/videos", summary="Videos to open by name, and videos already decoded")
@@ -151,6 +159,11 @@ def _mask_routes(r: APIRouter, ctx: AppContext) -> None:
                              ctx.library.uploads)
         await run_in_threadpool(ctx.put_mask, s, t, labels)
         return ctx.state(s)
+
+    @r.post("/sessions/{sid}/text", status_code=201,
+            summary="A new object from a sentence on a frame (referring model), annotated there")
+    def text_object(sid: str, body: TextIn):
+        return ctx.text_object(ctx.session(sid), body.frame, body.text, body.name, body.color)
 
     @r.delete("/sessions/{sid}/masks/{t}", summary="Forget frame t's annotation")
     def drop_mask(sid: str, t: int):

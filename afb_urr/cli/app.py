@@ -16,6 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="CKPT",
                    help="checkpoint (published format); default: the demo weights, and the "
                         "synthetic demo video is offered")
+    p.add_argument("--referring-weights", metavar="PTH",
+                   help="referring (LAVT) checkpoint for the text box that creates an object from a "
+                        "sentence: a released lavt_one or lavt file, or one of ours; default with the demo "
+                        "weights: weights/demo_referring_light.pth; otherwise no text box")
+    p.add_argument("--vocab", metavar="TXT",
+                   help="the referring model's BERT vocabulary (bert-base-uncased's vocab.txt for released "
+                        "files); default: <referring weights stem>_vocab.txt")
     p.add_argument("--videos", metavar="DIR", help="folder whose videos (and frame folders) "
                                                     "the page offers to open")
     p.add_argument("--work", metavar="DIR", default="afb_urr_work",
@@ -36,13 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(args) -> int:
     """Check the options, build the app and serve it until Ctrl-C."""
-    settings = AppSettings(work=args.work, weights=args.weights, videos=args.videos, host=args.host,
+    settings = AppSettings(work=args.work, weights=args.weights, referring_weights=args.referring_weights,
+                           vocab=args.vocab, videos=args.videos, host=args.host,
                            port=args.port, token=args.token, config=args.config, device=args.device,
                            max_upload_bytes=args.max_upload_mb * 2**20)
     token = settings.resolve_token()
     from ..app import create_app
     app = create_app(settings)
     app.state.ctx.engine.model()  # a bad checkpoint fails now, in one line, not on first use
+    if settings.referring_path is not None:
+        app.state.ctx.engine.referring()
     import uvicorn
     shown = args.host if ":" not in args.host else f"[{args.host}]"
     url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")

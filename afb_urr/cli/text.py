@@ -48,27 +48,6 @@ def add_text_arguments(parser: argparse.ArgumentParser) -> None:
                    help="frame (0-based) the expressions describe")
 
 
-def load_referring(weights: str, vocab: str | None, device):
-    """(model in eval mode on ``device``, tokenizer), with one-line errors for a missing file,
-    an AFB-URR checkpoint, or a missing / mismatched vocabulary."""
-    from ..referring import load_referring_model, load_tokenizer
-    from ..referring.loading import vocab_file_for
-    from ..referring.prompt import check_vocabulary
-
-    if not weights:
-        raise ValueError("--referring-weights is required with --text: a LAVT checkpoint")
-    if vocab is None:
-        beside = vocab_file_for(weights)
-        if not os.path.isfile(beside):
-            raise ValueError(f"--vocab is required: no vocabulary beside {weights} ({beside}); give the "
-                             "vocab.txt of the model's BERT (bert-base-uncased for released LAVT files)")
-        vocab = beside
-    tokenizer = load_tokenizer(vocab)
-    model = load_referring_model(weights, device)
-    check_vocabulary(model, tokenizer)
-    return model, tokenizer
-
-
 @contextlib.contextmanager
 def warning_lines():
     """Python warnings raised inside (truncation, expressions that found nothing) as one
@@ -127,6 +106,7 @@ def add_text_prompts(args, inp):
     expressions added at --text-frame: ids after the run's objects, a mask given for that
     frame keeping its pixels. Returns ``inp`` (its masks and engine updated)."""
     from ..inference import resolve_device
+    from ..inference.text import load_referring
     from ..io.frame_cache import FrameCache
     from .infer_inputs import max_objects
     from .infer_model import bank_budget
@@ -168,6 +148,7 @@ def run_text_demo(args, build_segmenter) -> int:
     """``--demo --text``: the demo video's first masks from sentences (the grammar's, or the
     --text values, sentence i = object i), propagated with the demo weights; prints mean J."""
     from ..inference import demo, resolve_device
+    from ..inference.text import load_referring
 
     weights = args.weights or demo.demo_weights()
     referring = args.referring_weights or demo.demo_weights(referring=True)

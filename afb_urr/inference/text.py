@@ -2,13 +2,16 @@
 
 :func:`text_objects` runs :func:`afb_urr.referring.mask_from_text` on one frame
 and numbers the objects after the ones a video already has; :func:`add_text`
-gives them to a :class:`VideoSession` at frame t (``VideoSession.add_text``).
+gives them to a :class:`VideoSession` at frame t (``VideoSession.add_text``);
+:func:`load_referring` loads a referring model with its vocabulary (the CLI's
+``--text`` and the app's text box).
 An expression that finds nothing gets no object and is reported (a warning
 from ``mask_from_text``, and ``None`` in ``ids``); when none finds anything
 nothing is added and a ValueError names each expression and why.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,27 @@ class TextObjects:
     ids: list[int | None]
     labels: np.ndarray
     masks: TextMasks
+
+
+def load_referring(weights: str, vocab: str | None, device):
+    """(model in eval mode on ``device``, tokenizer), with one-line errors for a missing file,
+    an AFB-URR checkpoint, or a missing / mismatched vocabulary."""
+    from ..referring import load_referring_model, load_tokenizer
+    from ..referring.loading import vocab_file_for
+    from ..referring.prompt import check_vocabulary
+
+    if not weights:
+        raise ValueError("--referring-weights is required with --text: a LAVT checkpoint")
+    if vocab is None:
+        beside = vocab_file_for(weights)
+        if not os.path.isfile(beside):
+            raise ValueError(f"--vocab is required: no vocabulary beside {weights} ({beside}); give the "
+                             "vocab.txt of the model's BERT (bert-base-uncased for released LAVT files)")
+        vocab = beside
+    tokenizer = load_tokenizer(vocab)
+    model = load_referring_model(weights, device)
+    check_vocabulary(model, tokenizer)
+    return model, tokenizer
 
 
 def text_objects(model, tokenizer, frame: np.ndarray, expressions, first_id: int = 1) -> TextObjects:

@@ -5,6 +5,7 @@ import { bindViewInput, cancelPolygon, closePolygon } from "./input.js";
 import { bindControls } from "./controls.js";
 import { bindKeys } from "./keys.js";
 import { renderObjects } from "./objects.js";
+import { bindTextPrompt, showTextPrompt } from "./text.js";
 import { Timeline } from "./timeline.js";
 import { Viewport } from "./view.js";
 
@@ -24,6 +25,7 @@ class App {
     bindViewInput(this);
     bindKeys(this);
     bindControls(this);
+    bindTextPrompt(this);
   }
 
   // ------------------------------------------------------------ messages
@@ -42,6 +44,7 @@ class App {
   // ------------------------------------------------------------ videos and sessions
   async start() {
     this.info = await api.get("/api/info");
+    showTextPrompt(this);
     await this.refreshLists();
     const hash = new URLSearchParams(location.hash.slice(1));
     if (hash.get("s")) await this.run(() => this.openSession(hash.get("s"), Number(hash.get("t") || 0)));
