@@ -100,3 +100,15 @@ def test_a_wrong_referring_file_stops_the_app_at_start(tmp_path, capsys):
     code = main(["--work", str(tmp_path / "work"), "--referring-weights", demo.demo_weights(), "--vocab", vocab])
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "AFB-URR" in err, err
+
+
+def test_a_sentence_over_20_word_pieces_is_cut_with_a_warning(tmp_path, clip):
+    client = make_client(str(tmp_path / "work"))
+    sid = _session(client, clip)
+    long = " ".join(["the ellipse on the right"] * 5)  # 25 word pieces
+    r = client.post(f"/api/sessions/{sid}/text", json={"frame": 0, "text": long})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert len(body["warnings"]) == 1 and "kept the first 20 ids" in body["warnings"][0]
+    name = body["object"]["name"]
+    assert long.startswith(name) and len(name) <= 100 and name == name.strip()

@@ -111,7 +111,7 @@ class AppContext:
             mine = (found.labels == 1) & (shown == 0)
             if not mine.any():
                 raise AppError(f"text {text!r}: what it found on frame {t} belongs to other objects", 422)
-            entry = session.add_object(name or text[:100], colour)
+            entry = session.add_object(name or text[:100].rstrip(), colour)
             try:
                 self.put_mask(session, t, np.where(mine, entry["id"], shown).astype(np.uint8))
             except Exception:
