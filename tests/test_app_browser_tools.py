@@ -215,6 +215,9 @@ def test_text_box_makes_an_object_from_a_sentence(server):  # noqa: F811
         assert j_measure(truth[0] == 2, labels == 2) >= 0.8 and set(np.unique(labels)) <= {0, 2}
         if os.environ.get("AFB_APP_SCREENS"):
             page.screenshot(path=os.path.join(os.environ["AFB_APP_SCREENS"], "app_text.png"))
+        page.click("#undo")  # as any edit: frame 0 was not annotated before the sentence, nor is it now
+        _saved(page)
+        assert page.evaluate("afb.session.annotated.includes(0)") is False
         browser.close()
     assert not errors, errors
 

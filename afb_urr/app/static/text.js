@@ -32,7 +32,7 @@ async function findObject(app) {
   try {
     const r = await api.send("POST", `/api/sessions/${sid}/text`, { frame: t, text });
     if (app.session?.id !== sid) return;
-    if (app.t === t) app.editor.begin();   // undo brings the frame back to before the sentence
+    if (app.t === t) app.editor.begin();   // Undo undoes the sentence as any edit
     app.masks.delete(t);
     app.applyState(r.session);
     app.activeObject = r.object.id;
