@@ -101,3 +101,23 @@ def test_referring_section_marks_a_referring_run(tmp_path):
             load_config(str(p))
     p.write_text("referring:\n")
     assert load_config(str(p)).referring == ReferringConfig()
+
+
+def test_every_shipped_config_reads(tmp_path):
+    import glob
+    names = sorted(glob.glob("configs/*.yaml"))
+    assert len(names) >= 10
+    for name in names:
+        load_config(name)  # raises on an unknown key or a bad value
+
+
+def test_gpu_referring_config_continues_the_committed_light_weights():
+    """scripts/gpu_referring.sh starts configs/train_referring_synthetic_gpu.yaml from
+    weights/demo_referring_light.pth: the shapes must agree (--init refuses any difference)."""
+    from afb_urr.referring import load_referring_model, load_tokenizer
+    from afb_urr.training.referring import shape_differences
+    rc = load_config("train_referring_synthetic_gpu").referring
+    model = load_referring_model("weights/demo_referring_light.pth")
+    vocab = load_tokenizer("weights/demo_referring_light_vocab.txt").vocab_size
+    assert shape_differences(model, rc, vocab) == []
+    assert shape_differences(model, load_config("train_referring_synthetic_hires").referring, vocab) == []

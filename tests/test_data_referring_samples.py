@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from afb_urr.data.clips import NoObjectError
+from afb_urr.data.referring import replay_objects
 from afb_urr.data.referring_samples import ReferringSamples
 
 SIZE = (96, 160)
@@ -56,3 +57,18 @@ def test_kind_sampling_balances_the_kinds_of_description():
     a, b = by_kind[5], ReferringSamples("train", 40, sampling="kind", **common)
     b.set_epoch(5)
     assert a["expression"] == b[5]["expression"] and np.array_equal(a["mask"], b[5]["mask"])
+
+
+def test_samples_read_the_objects_their_rendering_drew():
+    """The grammar's objects come from the rendering (no second pass): the same kinds, hues
+    and trajectories as replaying the video's random stream."""
+    data = ReferringSamples("train", 4, num_frames=3, size=(60, 108), cache_size=4)
+    for index in range(4):
+        n = data.videos.spec(index)[0]
+        again = replay_objects(data.videos.seed(index), 3, (60, 108), n)
+        drawn = data.replay(index)
+        assert [r.shape for r in drawn] == [r.shape for r in again]
+        assert [r.hue for r in drawn] == [r.hue for r in again]
+        for a, b in zip(drawn, again):
+            np.testing.assert_array_equal(a.obj.centre, b.obj.centre)
+            np.testing.assert_array_equal(a.obj.texture, b.obj.texture)

@@ -23,7 +23,6 @@ from the rendered label map of the frame.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import zlib
@@ -93,7 +92,8 @@ class Replayed:
 
 
 def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_objects: int) -> list[Replayed]:
-    """Each object of ``render_video(seed, num_frames, size, num_objects)``, replaying its random stream."""
+    """Each object of ``render_video(seed, num_frames, size, num_objects)``, replaying its random
+    stream without drawing frames (a video rendered with ``render_scene`` has them: :func:`replayed`)."""
     h, w = size
     rng = np.random.default_rng(seed)
     t = np.arange(num_frames, dtype=np.float64)
@@ -101,13 +101,14 @@ def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_object
     margin = int(math.ceil(0.08 * max(h, w))) + 1
     syn._texture(rng, h + 2 * margin, w + 2 * margin, bg_hue, syn._TEXTURES[rng.integers(len(syn._TEXTURES))])
     rng.uniform(-1, 1, 2)  # camera drift
-    out = []
-    for k in range(num_objects):
-        hue = bg_hue + (k + 1) / (num_objects + 1) + rng.uniform(-0.05, 0.05)
-        probe = copy.deepcopy(rng)  # _make_object draws the radius, then the outline kind
-        kind, _ = syn._outline(probe, min(h, w) * probe.uniform(0.12, 0.22))
-        out.append(Replayed(kind, hue % 1.0, syn._make_object(rng, t, h, w, hue)))
-    return out
+    objects = [syn._make_object(rng, t, h, w, bg_hue + (k + 1) / (num_objects + 1) + rng.uniform(-0.05, 0.05))
+               for k in range(num_objects)]
+    return replayed(objects)
+
+
+def replayed(objects) -> list[Replayed]:
+    """The objects ``render_scene`` returned, as the grammar reads them."""
+    return [Replayed(obj.kind, obj.hue, obj) for obj in objects]
 
 
 def _motion(centre: np.ndarray, t: int, side: int) -> tuple[str | None, set[str]]:

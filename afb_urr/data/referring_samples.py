@@ -11,7 +11,7 @@ import numpy as np
 from ..config import REFERRING_SAMPLINGS
 from . import synthetic as syn
 from .clips import NoObjectError
-from .referring import (DESCRIPTION_PARTS, STATIC_ATTRIBUTES, STYLES, Replayed, described, replay_objects,
+from .referring import (DESCRIPTION_PARTS, STATIC_ATTRIBUTES, STYLES, Replayed, described, replayed,
                         without_kinds)
 
 
@@ -50,7 +50,6 @@ class ReferringSamples:
         self.style, self.attributes, self.frames, self.sampling = style, tuple(attributes), frames, sampling
         self.part, self.heldout_fraction = part, float(heldout_fraction)
         self.seed, self.epoch = int(seed), 0
-        self._replays: dict[int, list[Replayed]] = {}
         self._found: dict[tuple[int, int], dict[int, list[tuple[str, str]]]] = {}  # (index, t) -> described
         self._pool: dict[str, list[tuple[int, int, int, str]]] | None = None
 
@@ -61,15 +60,14 @@ class ReferringSamples:
         self.epoch = int(epoch)
 
     def replay(self, index: int) -> list[Replayed]:
-        if index not in self._replays:
-            v = self.videos
-            self._replays[index] = replay_objects(v.seed(index), v.num_frames, v.size, v.spec(index)[0])
-        return self._replays[index]
+        """The objects of video ``index`` as its rendering drew them."""
+        return replayed(self.videos[index].objects)
 
     def described(self, index: int, t: int) -> dict[int, list[tuple[str, str]]]:
         """label -> (expression, kind) pairs of video ``index`` at frame ``t`` (computed once)."""
         if (index, t) not in self._found:
-            self._found[(index, t)] = described(self.videos[index].masks[t], self.replay(index), t, self.style,
+            video = self.videos[index]
+            self._found[(index, t)] = described(video.masks[t], replayed(video.objects), t, self.style,
                                                 self.attributes, self.part, self.heldout_fraction)
         return self._found[(index, t)]
 

@@ -6,7 +6,8 @@ they scale and rotate, occluding each other by depth order. Everything comes
 from one ``numpy.random.Generator(seed)``: the same seed gives the same video,
 bit for bit, and no global random state is touched.
 
-``render_video`` draws one video; :class:`SyntheticVideos` is a split
+``render_video`` draws one video (``render_scene`` also returns the objects it drew,
+which the referring grammar describes); :class:`SyntheticVideos` is a split
 (``"train"`` or ``"val"``) of such videos whose seeds never overlap between
 splits; :class:`SyntheticClips` samples training clips from a split.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import colorsys
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import cv2
@@ -114,13 +115,15 @@ class _Object:
     scale: np.ndarray      # T
     angle: np.ndarray      # T, radians
     first: int             # first frame the object is in
+    kind: str = ""         # outline kind: "ellipse" / "rectangle" / "polygon"
+    hue: float = 0.0       # texture hue in [0, 1)
 
 
 def _make_object(rng: np.random.Generator, t: np.ndarray, h: int, w: int, hue: float) -> _Object:
     """Shape, texture and a smooth trajectory (bouncing inside the frame) for one object."""
     side = min(h, w)
     radius = side * rng.uniform(0.12, 0.22)
-    _, verts = _outline(rng, radius)
+    kind, verts = _outline(rng, radius)
     half = int(math.ceil(radius * 1.3)) + 2
     texture = _texture(rng, 2 * half + 1, 2 * half + 1, hue, _TEXTURES[rng.integers(len(_TEXTURES))])
 
@@ -142,7 +145,7 @@ def _make_object(rng: np.random.Generator, t: np.ndarray, h: int, w: int, hue: f
     raw = (start[None] + speed * t[:, None] * np.array([math.cos(heading), math.sin(heading)])[None]
            + wobble * np.sin(wfreq * t[:, None] + wphase[None]))
     centre = np.stack([_reflect(raw[:, 0], lo[0], hi[0]), _reflect(raw[:, 1], lo[1], hi[1])], 1)
-    return _Object(verts, texture, centre, scale, angle, 0)
+    return _Object(verts, texture, centre, scale, angle, 0, kind, hue % 1.0)
 
 
 def _draw(obj: _Object, i: int, h: int, w: int):
@@ -212,6 +215,13 @@ def _compose(base: np.ndarray, drawn: dict, order: list[int], num_objects: int):
 
 def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 432), num_objects: int = 2,
                  first_frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one procedural video: (frames, masks) of :func:`render_scene`."""
+    frames, masks, _ = render_scene(seed, num_frames, size, num_objects, first_frames)
+    return frames, masks
+
+
+def render_scene(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 432), num_objects: int = 2,
+                 first_frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, list[_Object]]:
     """Render one procedural video.
 
     Args:
@@ -223,7 +233,9 @@ def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 
             (its mask is all zero before it); default: every object from frame 0.
 
     Returns:
-        frames: T x H x W x 3 uint8 RGB; masks: T x H x W uint8 labels 0..N.
+        frames: T x H x W x 3 uint8 RGB; masks: T x H x W uint8 labels 0..N;
+        objects: the N objects as drawn (outline kind, hue, texture, trajectory),
+        what the referring grammar describes without rendering again.
         The label of a pixel is the front-most object covering it. An object
         that becomes almost hidden behind others is brought to the front (and
         stays there), so every object that has entered stays visible.
@@ -256,7 +268,7 @@ def render_video(seed: int, num_frames: int = 30, size: tuple[int, int] = (240, 
         drawn = {k: _draw(objects[k], i, h, w) for k in range(num_objects) if objects[k].first <= i}
         drawn = {k: d for k, d in drawn.items() if d is not None}
         frames[i], masks[i], order = _compose(base, drawn, order, num_objects)
-    return frames, masks
+    return frames, masks, objects
 
 
 def _mostly_hidden(label: np.ndarray, drawn, lab: int) -> bool:
@@ -279,6 +291,7 @@ class SyntheticVideo:
     masks: np.ndarray
     num_objects: int
     first_frames: list[int]
+    objects: list[_Object] = field(default_factory=list, repr=False)  # as render_scene drew them
 
 
 class SyntheticVideos:
@@ -334,8 +347,8 @@ class SyntheticVideos:
             return self._cache[index]
         n, first = self.spec(index)
         seed = self.seed(index)
-        frames, masks = render_video(seed, self.num_frames, self.size, n, first)
-        video = SyntheticVideo(f"{self.split}_{index:05d}", seed, frames, masks, n, first)
+        frames, masks, objects = render_scene(seed, self.num_frames, self.size, n, first)
+        video = SyntheticVideo(f"{self.split}_{index:05d}", seed, frames, masks, n, first, objects)
         if self.cache_size > 0:
             self._cache[index] = video
             while len(self._cache) > self.cache_size:
