@@ -83,12 +83,18 @@ class ObjectInfo:
     motions: set[str]              # every direction the motion could be called (for distractors)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Replayed:
-    """An object of a rendered video as ``render_video`` made it: its outline kind, hue and motion."""
-    shape: str
-    hue: float
-    obj: syn._Object  # outline, texture, centre T x 2, scale, angle
+    """An object of a rendered video as ``render_scene`` drew it, read by the grammar."""
+    obj: syn._Object  # outline kind, hue, outline, texture, centre T x 2, scale, angle
+
+    @property
+    def shape(self) -> str:
+        return self.obj.kind
+
+    @property
+    def hue(self) -> float:
+        return self.obj.hue
 
 
 def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_objects: int) -> list[Replayed]:
@@ -108,7 +114,7 @@ def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_object
 
 def replayed(objects) -> list[Replayed]:
     """The objects ``render_scene`` returned, as the grammar reads them."""
-    return [Replayed(obj.kind, obj.hue, obj) for obj in objects]
+    return [Replayed(obj) for obj in objects]
 
 
 def _motion(centre: np.ndarray, t: int, side: int) -> tuple[str | None, set[str]]:
