@@ -1,4 +1,6 @@
 """afb_urr.config: the explicit schema of every section, read in one place."""
+import glob
+
 import pytest
 
 from afb_urr import FeatureBank, Segmenter
@@ -103,8 +105,7 @@ def test_referring_section_marks_a_referring_run(tmp_path):
     assert load_config(str(p)).referring == ReferringConfig()
 
 
-def test_every_shipped_config_reads(tmp_path):
-    import glob
+def test_every_shipped_config_reads():
     names = sorted(glob.glob("configs/*.yaml"))
     assert len(names) >= 10
     for name in names:

@@ -24,7 +24,6 @@ from the rendered label map of the frame.
 from __future__ import annotations
 
 import itertools
-import math
 import zlib
 from dataclasses import dataclass
 
@@ -98,18 +97,9 @@ class Replayed:
 
 
 def replay_objects(seed: int, num_frames: int, size: tuple[int, int], num_objects: int) -> list[Replayed]:
-    """Each object of ``render_video(seed, num_frames, size, num_objects)``, replaying its random
-    stream without drawing frames (a video rendered with ``render_scene`` has them: :func:`replayed`)."""
-    h, w = size
-    rng = np.random.default_rng(seed)
-    t = np.arange(num_frames, dtype=np.float64)
-    bg_hue = rng.random()
-    margin = int(math.ceil(0.08 * max(h, w))) + 1
-    syn._texture(rng, h + 2 * margin, w + 2 * margin, bg_hue, syn._TEXTURES[rng.integers(len(syn._TEXTURES))])
-    rng.uniform(-1, 1, 2)  # camera drift
-    objects = [syn._make_object(rng, t, h, w, bg_hue + (k + 1) / (num_objects + 1) + rng.uniform(-0.05, 0.05))
-               for k in range(num_objects)]
-    return replayed(objects)
+    """Each object of ``render_video(seed, num_frames, size, num_objects)`` (rendered again by
+    ``render_scene``, the one place that draws them; a video of :class:`SyntheticVideos` keeps them)."""
+    return replayed(syn.render_scene(seed, num_frames, size, num_objects)[2])
 
 
 def replayed(objects) -> list[Replayed]:
