@@ -9,6 +9,7 @@ and the dataclass it becomes:
     train       TrainConfig      optimisation, checkpoints, logging
     val         ValConfig        J&F validation on held-out synthetic videos
     referring   ReferringConfig  a referring (text -> mask) training run: LAVT shape, data, loss
+    outline     OutlineConfig    outline pretraining of that LAVT's trunk (or of its CNN teacher)
 
 A new section is one dataclass, one entry in ``SECTIONS`` and one field of
 :class:`Config`. Unknown sections or keys are errors that name the offending
@@ -258,9 +259,51 @@ class ReferringConfig:
             raise ValueError(f"referring.sampling must be one of {REFERRING_SAMPLINGS}, got {self.sampling!r}")
 
 
+OUTLINE_NETS = ("teacher", "trunk")  # see afb_urr.training.outline
+GRAFT_PARTS = ("text", "all")
+
+
+@dataclass
+class OutlineConfig:
+    """An ``outline:`` section: outline pretraining (:mod:`afb_urr.training.outline`), per pixel
+    background or the outline kind of the object there, of the ``referring`` section's Swin
+    trunk (``net: trunk``, optionally distilled from a ``teacher`` checkpoint) or of a CNN
+    ``teacher``. Frames: ``num_frames`` of ``num_videos`` "train" videos (the referring
+    section's video size and objects, squashed to its input size), mirrored with probability
+    ``flip``; validation: object accuracy on ``val_videos`` "val" videos. ``--export`` of a
+    trunk writes a LAVT with it (:func:`afb_urr.training.outline.graft`): ``graft: text`` takes
+    the BERT of ``graft_from`` (a referring checkpoint), ``all`` everything but the trunk; the
+    rest is fresh."""
+    net: str = "trunk"
+    teacher_widths: tuple = (32, 64, 96, 128)
+    teacher: str = ""                     # trunk: teacher checkpoint ("" = no distillation)
+    distill_weight: float = 10.0          # trunk: loss = cross-entropy + w x distillation term
+    background_weight: float = 0.5        # cross-entropy weight of background (kinds: 1)
+    num_videos: int = 12000
+    num_frames: int = 2
+    flip: float = 0.5
+    val_videos: int = 200
+    graft_from: str = ""
+    graft: str = "text"
+
+    def __post_init__(self):
+        self.teacher_widths = tuple(int(v) for v in self.teacher_widths)
+        if self.net not in OUTLINE_NETS:
+            raise ValueError(f"outline.net must be one of {OUTLINE_NETS}, got {self.net!r}")
+        if self.graft not in GRAFT_PARTS:
+            raise ValueError(f"outline.graft must be one of {GRAFT_PARTS}, got {self.graft!r}")
+        if len(self.teacher_widths) != 4 or min(self.teacher_widths) < 1:
+            raise ValueError(f"outline.teacher_widths must be 4 positive numbers, got {self.teacher_widths}")
+        if self.num_videos < 1 or self.num_frames < 1 or self.val_videos < 0:
+            raise ValueError("outline: num_videos and num_frames must be >= 1, val_videos >= 0")
+        if self.distill_weight < 0 or self.background_weight <= 0 or not 0.0 <= self.flip <= 1.0:
+            raise ValueError("outline: distill_weight must be >= 0, background_weight > 0, flip in [0, 1]")
+
+
 # Section name -> dataclass: the whole schema.
 SECTIONS: dict[str, type] = {"model": ModelConfig, "inference": InferenceConfig, "data": DataConfig,
-                             "train": TrainConfig, "val": ValConfig, "referring": ReferringConfig}
+                             "train": TrainConfig, "val": ValConfig, "referring": ReferringConfig,
+                             "outline": OutlineConfig}
 
 
 @dataclass
@@ -272,6 +315,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     val: ValConfig = field(default_factory=ValConfig)
     referring: ReferringConfig | None = None  # absent: not a referring run
+    outline: OutlineConfig | None = None      # absent: not outline pretraining
 
     def as_dict(self) -> dict[str, dict]:
         """Every section present as plain data (for checkpoints and logs)."""

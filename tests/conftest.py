@@ -32,3 +32,12 @@ def light_checkpoint(light_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "r18.pth"
     save_checkpoint(str(path), light_model)
     return str(path)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (the small training tests are no faster with more)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

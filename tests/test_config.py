@@ -37,7 +37,7 @@ def test_unknown_key_and_section_are_named(tmp_path):
 
 def test_every_section_is_known_without_imports():
     cfg = load_config("train_synthetic")
-    assert set(SECTIONS) == {"model", "inference", "data", "train", "val", "referring"}
+    assert set(SECTIONS) == {"model", "inference", "data", "train", "val", "referring", "outline"}
     assert isinstance(cfg.train, TrainConfig) and cfg.train.batchnorm == "track"
     assert isinstance(cfg.data, DataConfig) and cfg.data.dataset == "synthetic"
     assert cfg.val.videos == 8 and cfg.model.backbone == "resnet18"

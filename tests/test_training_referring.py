@@ -31,12 +31,7 @@ def flat(model):
     return torch.cat([v.detach().float().flatten() for v in model.state_dict().values()])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is as fast
 
 
 def test_training_batches_follow_the_published_preprocessing(tmp_path):

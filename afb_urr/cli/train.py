@@ -22,7 +22,10 @@ A config with a ``referring:`` section (configs/train_referring_synthetic.yaml)
 trains a LAVT referring model on synthetic expressions instead
 (:mod:`afb_urr.training.referring`); --export then also writes the
 vocabulary beside the weights, and --evaluate / --val-videos score held-out
-expressions.
+expressions. One with an ``outline:`` section as well (configs/train_outline_*.yaml)
+pretrains that LAVT's trunk on dense outline kinds, or the CNN teacher distilled
+into it (:mod:`afb_urr.training.outline`); --export of a trunk writes a LAVT to
+start a referring run from (--init).
 """
 from __future__ import annotations
 
@@ -147,10 +150,14 @@ def _override(cfg, args) -> None:
         vc.videos = args.val_videos
         if rc is not None:
             rc.val_videos = args.val_videos
+        if cfg.outline is not None:
+            cfg.outline.val_videos = args.val_videos
     if args.no_validate and not args.evaluate:
         vc.videos = 0
         if rc is not None:
             rc.val_videos = 0
+        if cfg.outline is not None:
+            cfg.outline.val_videos = 0
 
 
 def run(args) -> int:
@@ -164,9 +171,14 @@ def run(args) -> int:
     if args.seen_descriptions and not (args.evaluate and cfg.referring):
         raise ValueError("--seen-descriptions scores a referring checkpoint: use it with --evaluate and a "
                          "config with a 'referring' section")
+    if args.evaluate and cfg.outline is not None:
+        raise ValueError("--evaluate scores referring and AFB-URR checkpoints; outline pretraining's "
+                         "object accuracy is its validation (val.csv, --validate-first)")
     if args.evaluate:
         return evaluate_referring(cfg, args) if cfg.referring else evaluate_checkpoint(cfg, cfg.val, args)
-    if cfg.referring is not None:
+    if cfg.outline is not None:
+        from ..training.outline import OutlineTrainer as Trainer
+    elif cfg.referring is not None:
         from ..training.referring import ReferringTrainer as Trainer
     else:
         from ..training.loop import Trainer
@@ -177,8 +189,8 @@ def run(args) -> int:
             trainer.validate()
         trainer.fit()
         if args.export:
-            trainer.export(args.export, half=True)
-            trainer.log(f"exported fp16 weights to {args.export}")
+            what = trainer.export(args.export, half=True) or "fp16 weights"
+            trainer.log(f"exported {what} to {args.export}")
     finally:
         trainer.close()
     return 0

@@ -33,7 +33,7 @@ DEMO_SEED = 2020
 SPLIT_SEED_BASE = {"train": 10_000_000, "val": 20_000_000}
 MAX_VIDEOS_PER_SPLIT = 10_000_000
 
-_SHAPES = ("ellipse", "rectangle", "polygon")
+SHAPES = ("ellipse", "rectangle", "polygon")  # outline kinds (the grammar's shape words)
 _TEXTURES = ("stripes", "checker", "noise")
 
 
@@ -83,7 +83,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, hue: float, kind: str) ->
 
 def _outline(rng: np.random.Generator, radius: float) -> tuple[str, np.ndarray]:
     """A random shape's outline: (kind, V x 2 float vertices around the origin), |v| <= radius."""
-    kind = _SHAPES[rng.integers(len(_SHAPES))]
+    kind = SHAPES[rng.integers(len(SHAPES))]
     if kind == "ellipse":
         a, b = radius, radius * rng.uniform(0.5, 1.0)
         th = np.linspace(0, 2 * math.pi, 36, endpoint=False)

@@ -66,12 +66,17 @@ class Stage(nn.Module):
         self.res_gate = language_gate(dim)
         self.downsample = PatchMerging(dim) if merge else None
 
-    def forward(self, x, h, w, words, word_mask):
-        """x (B, H*W, C) -> (PWAM output (B, H*W, C), next stage input or None)."""
+    def run_blocks(self, x, h, w):
+        """The stage's Swin blocks: x (B, H*W, C) -> (B, H*W, C)."""
         hp, wp = -(-h // self.window) * self.window, -(-w // self.window) * self.window
         mask = shift_mask(hp, wp, self.window, self.shift, x.device).to(x.dtype) if len(self.blocks) > 1 else None
         for blk in self.blocks:
             x = blk(x, h, w, mask)
+        return x
+
+    def forward(self, x, h, w, words, word_mask):
+        """x (B, H*W, C) -> (PWAM output (B, H*W, C), next stage input or None)."""
+        x = self.run_blocks(x, h, w)
         fused = self.fusion(x, words, word_mask)
         if self.downsample is None:
             # QUIRK: the release computes the last stage's gate and discards the
@@ -112,10 +117,30 @@ class LanguageAwareSwin(nn.Module):
         with torch.no_grad():
             self.absolute_pos_embed = nn.Parameter(_resized(self.absolute_pos_embed.detach(), grid))
 
-    def forward(self, image: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> list[torch.Tensor]:
+    def tokens(self, image: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """(B, 3, H, W) -> patch tokens (B, Hp*Wp, C) with the position embedding, Hp, Wp."""
         x, h, w = self.patch_embed(image)
         if hasattr(self, "absolute_pos_embed"):
             x = x + _resized(self.absolute_pos_embed, (h, w)).flatten(2).transpose(1, 2)
+        return x, h, w
+
+    def visual_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk without language: each stage's Swin block output (B, C_i, H_i, W_i), the
+        next stage fed as if every language gate were closed. What outline pretraining
+        (:mod:`afb_urr.training.outline`) trains; a LAVT whose gates output 0 computes the
+        same stage inputs."""
+        x, h, w = self.tokens(image)
+        outs = []
+        for stage in self.layers:
+            x = stage.run_blocks(x, h, w)
+            outs.append(x.transpose(1, 2).reshape(x.shape[0], -1, h, w))
+            if stage.downsample is not None:
+                x = stage.downsample(x, h, w)
+            h, w = -(-h // 2), -(-w // 2)
+        return outs
+
+    def forward(self, image: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> list[torch.Tensor]:
+        x, h, w = self.tokens(image)
         outs = []
         for i, stage in enumerate(self.layers):
             fused, x = stage(x, h, w, words, word_mask)
