@@ -100,12 +100,12 @@ def test_object_hits_names_each_object_by_its_summed_logits():
     label = torch.tensor([[[0, 2, 2, 3], [0, 2, 1, 3]]])
     logits = torch.zeros(1, 4, 2, 4)
     logits[0, 0] = 9.0                            # background is never a kind
-    logits[0, 2, 0, 1] = logits[0, 2, 1, 1] = 1   # object 1: rectangle (right)
-    logits[0, 3, 0, 2] = 5                        # ... outvoted by one pixel? no: 5 > 2
-    logits[0, 1, :, 3] = 1                        # object 2: ellipse (wrong: polygon)
-    logits[0, 1, 1, 2] = 1                        # object 3: ellipse (right), one pixel
+    logits[0, 2, 0, 1] = logits[0, 2, 1, 1] = 1   # object 1 (a rectangle): rectangle 2 in all ...
+    logits[0, 3, 0, 2] = 5                        # ... polygon 5 from one pixel: named a polygon
+    logits[0, 1, :, 3] = 1                        # object 2 (a polygon): named an ellipse
+    logits[0, 1, 1, 2] = 1                        # object 3 (an ellipse, one pixel): named right
     assert object_hits(logits, label, instance, min_pixels=1) == (1, 3)
-    logits[0, 3, 0, 2] = 1
+    logits[0, 3, 0, 2] = 1                        # now object 1: rectangle 2 > polygon 1
     assert object_hits(logits, label, instance, min_pixels=1) == (2, 3)
     assert object_hits(logits, label, instance, min_pixels=2) == (1, 2)
 
