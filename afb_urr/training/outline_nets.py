@@ -99,12 +99,13 @@ def object_hits(logits: torch.Tensor, label: torch.Tensor, instance: torch.Tenso
     ``instance`` (B, H, W) with at least ``min_pixels`` pixels; an object's kind is the
     largest of its pixels' summed kind logits (background left out)."""
     right = total = 0
-    for b in range(instance.shape[0]):
-        for k in instance[b].unique().tolist():
-            sel = instance[b] == k
-            if k == 0 or int(sel.sum()) < min_pixels:
-                continue
-            pred = int(logits[b, 1:, sel].sum(1).argmax()) + 1
-            right += int(pred == int(label[b][sel][0]))
-            total += 1
+    for b in range(instance.shape[0]):  # per frame: sums over each object's pixels in one index_add
+        inst, lab = instance[b].flatten(), label[b].flatten()
+        n = int(inst.max()) + 1
+        sums = torch.zeros(n, logits.shape[1] - 1).index_add_(0, inst, logits[b, 1:].flatten(1).T.float())
+        kinds = torch.zeros(n, dtype=lab.dtype).scatter_(0, inst, lab)  # an object's pixels share its kind
+        keep = torch.bincount(inst, minlength=n) >= min_pixels
+        keep[0] = False
+        right += int((sums.argmax(1) + 1 == kinds)[keep].sum())
+        total += int(keep.sum())
     return right, total
