@@ -207,6 +207,9 @@ class ReferringConfig:
     validation on "val" videos with the held-out share (``heldout_fraction``
     of the descriptions, never trained on), in the "train" wording and in the
     unseen "heldout" wording. Training draws ``batch_size`` samples per step.
+    ``min_objects``..``max_objects`` objects per training video; the held-out
+    videos have ``val_objects`` (default the same), so a run can train on
+    crowded scenes and still be scored on the usual ones.
     """
     swin: Any = field(default_factory=lambda: {"embed_dim": 16, "depths": [1, 1, 2, 1],
                                                "num_heads": [1, 2, 4, 8]})
@@ -226,6 +229,7 @@ class ReferringConfig:
     video_size: tuple = (120, 216)        # (H, W) the videos are rendered at
     min_objects: int = 1
     max_objects: int = 3
+    val_objects: tuple = ()               # (min, max) objects of the held-out videos; () = min/max_objects
     heldout_fraction: float = 0.25        # share of the combinations kept out of training
     val_videos: int = 60                  # held-out videos ("val" split); 0 = no validation
     val_frames: int = 2                   # frames per held-out video scored
@@ -253,6 +257,10 @@ class ReferringConfig:
         if not 1 <= self.min_objects <= self.max_objects:
             raise ValueError(f"referring: need 1 <= min_objects <= max_objects, got "
                              f"{self.min_objects}, {self.max_objects}")
+        self.val_objects = tuple(int(v) for v in self.val_objects) or (self.min_objects, self.max_objects)
+        if len(self.val_objects) != 2 or not 1 <= self.val_objects[0] <= self.val_objects[1]:
+            raise ValueError(f"referring.val_objects must be [min, max] with 1 <= min <= max, got "
+                             f"{list(self.val_objects)}")
         if "vocab_size" in self.bert:
             raise ValueError("referring.bert.vocab_size comes from the vocabulary; leave it out")
         if self.sampling not in REFERRING_SAMPLINGS:

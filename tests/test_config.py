@@ -82,6 +82,9 @@ def test_referring_section_marks_a_referring_run(tmp_path):
     assert hires.input_size == (96, 168) and hires.iou_weight == 1.0
     assert {k: v for k, v in hires.__dict__.items() if k != "input_size"} == {
         k: v for k, v in load_config("train_referring_synthetic_iou").referring.__dict__.items() if k != "input_size"}
+    grafted, cycle = load_config("train_referring_synthetic_grafted"), load_config("train_referring_synthetic_cycle")
+    assert cycle.referring == grafted.referring  # a cycle changes the schedule only
+    assert (cycle.train.lr, cycle.train.warmup_steps, cycle.train.epochs) == (3e-4, 50, grafted.train.epochs)
     cfg = load_config("train_referring_synthetic")
     rc = cfg.referring
     assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
@@ -96,6 +99,8 @@ def test_referring_section_marks_a_referring_run(tmp_path):
                           ("referring: {bert: {vocab_size: 9}}", "comes from the vocabulary"),
                           ("referring: {sampling: rare}", "referring.sampling"),
                           ("referring: {iou_weight: -1}", "referring.iou_weight"),
+                          ("referring: {val_objects: [3, 2]}", "referring.val_objects"),
+                          ("referring: {val_objects: [2]}", "referring.val_objects"),
                           ("train: {lr_schedule: poly, poly_power: 0}", "poly_power"),
                           ("train: {no_decay: ['']}", "no_decay")):
         p.write_text(body + "\n")

@@ -168,6 +168,21 @@ def test_validation_scores_heldout_descriptions_on_val_videos(tmp_path):
     assert open(tmp_path / "val.csv").readline().strip() == "step,epoch,mIoU,oIoU,mIoU_wording"
 
 
+def test_held_out_videos_can_have_other_object_counts_than_training(tmp_path):
+    rc = tiny_cfg(tmp_path, val_videos=12).referring
+    assert rc.val_objects == (1, 3)  # default: the training counts
+    rc = ReferringConfig(**dict(TINY, min_objects=4, max_objects=5, val_objects=[1, 2], val_videos=12))
+    counts = {len(np.unique(s["labels"])) - 1 for s in heldout_samples(rc, "train")}
+    assert counts and max(counts) <= 2
+    train = training_batches(rc, load_tokenizer_for(tmp_path, rc), seed=0).samples
+    assert min(len(train.videos[i].objects) for i in range(4)) >= 4
+
+
+def load_tokenizer_for(tmp_path, rc):
+    from afb_urr.training.referring_data import vocabulary
+    return vocabulary(rc, str(tmp_path))[0]
+
+
 def test_scores_match_hand_counted_ious(tmp_path):
     class Half(torch.nn.Module):  # object logit on the left half of the input, whatever the words
         config = {"input_size": [40, 48]}

@@ -81,9 +81,10 @@ class ReferringBatches(Dataset):
 def heldout_samples(rc: ReferringConfig, style: str, part: str = "heldout") -> list[dict]:
     """Every (frame, object, expression, kind of description, frame's label map) of the
     held-out descriptions (``part="train"``: the training ones) in ``style`` wording over
-    the first ``rc.val_videos`` "val" videos, at ``rc.val_frames`` evenly spaced frames."""
+    the first ``rc.val_videos`` "val" videos (``rc.val_objects`` objects each), at
+    ``rc.val_frames`` evenly spaced frames."""
     data = ReferringSamples("val", max(rc.val_videos, 1), style=style, num_frames=rc.num_frames,
-                            size=rc.video_size, min_objects=rc.min_objects, max_objects=rc.max_objects,
+                            size=rc.video_size, min_objects=rc.val_objects[0], max_objects=rc.val_objects[1],
                             cache_size=1, part=part, heldout_fraction=rc.heldout_fraction)
     frames = np.linspace(0, rc.num_frames - 1, rc.val_frames).round().astype(int)
     out = []
