@@ -174,13 +174,9 @@ def test_held_out_videos_can_have_other_object_counts_than_training(tmp_path):
     rc = ReferringConfig(**dict(TINY, min_objects=4, max_objects=5, val_objects=[1, 2], val_videos=12))
     counts = {len(np.unique(s["labels"])) - 1 for s in heldout_samples(rc, "train")}
     assert counts and max(counts) <= 2
-    train = training_batches(rc, load_tokenizer_for(tmp_path, rc), seed=0).samples
-    assert min(len(train.videos[i].objects) for i in range(4)) >= 4
-
-
-def load_tokenizer_for(tmp_path, rc):
     from afb_urr.training.referring_data import vocabulary
-    return vocabulary(rc, str(tmp_path))[0]
+    train = training_batches(rc, vocabulary(rc, str(tmp_path))[0], seed=0).samples
+    assert min(len(train.videos[i].objects) for i in range(4)) >= 4
 
 
 def test_scores_match_hand_counted_ious(tmp_path):
