@@ -235,6 +235,7 @@ class ReferringConfig:
     val_frames: int = 2                   # frames per held-out video scored
     cache_size: int = 500                 # rendered videos kept in memory (all: later epochs render nothing)
     sampling: str = "object"              # "object": per video and object; "kind": even over kinds of description
+    contrast_share: float = 0.0           # share of samples whose colour/shape word changes the answer
 
     def __post_init__(self):
         for name in ("input_size", "video_size", "class_weights"):
@@ -265,6 +266,8 @@ class ReferringConfig:
             raise ValueError("referring.bert.vocab_size comes from the vocabulary; leave it out")
         if self.sampling not in REFERRING_SAMPLINGS:
             raise ValueError(f"referring.sampling must be one of {REFERRING_SAMPLINGS}, got {self.sampling!r}")
+        if not 0.0 <= self.contrast_share <= 1.0:
+            raise ValueError(f"referring.contrast_share must be in [0, 1], got {self.contrast_share}")
 
 
 OUTLINE_NETS = ("teacher", "trunk")  # see afb_urr.training.outline

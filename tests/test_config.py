@@ -99,6 +99,7 @@ def test_referring_section_marks_a_referring_run(tmp_path):
                           ("referring: {bert: {vocab_size: 9}}", "comes from the vocabulary"),
                           ("referring: {sampling: rare}", "referring.sampling"),
                           ("referring: {iou_weight: -1}", "referring.iou_weight"),
+                          ("referring: {contrast_share: 2}", "referring.contrast_share"),
                           ("referring: {val_objects: [3, 2]}", "referring.val_objects"),
                           ("referring: {val_objects: [2]}", "referring.val_objects"),
                           ("train: {lr_schedule: poly, poly_power: 0}", "poly_power"),

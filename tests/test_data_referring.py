@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from afb_urr.data import synthetic as syn
-from afb_urr.data.referring import (ATTRIBUTES, COLOURS, STATIC_ATTRIBUTES, ObjectInfo, colour_names, described,
-                                    description_kind, descriptions, expressions, realise, replay_objects,
-                                    unambiguous, without_kinds, write_vocab)
+from afb_urr.data.referring import (ATTRIBUTES, COLOURS, STATIC_ATTRIBUTES, ObjectInfo, colour_names, contrastive,
+                                    described, description_kind, descriptions, expressions, filter_matters,
+                                    realise, replay_objects, unambiguous, without_kinds, write_vocab)
 from afb_urr.referring.tokenizer import load_tokenizer
 
 SIZE = (96, 160)
@@ -133,3 +133,42 @@ def test_described_gives_each_expression_its_kind():
             assert kind.split("+") == [a for a in ("colour", "shape", "size", "position") if words[a] & set(text.split())]
     assert description_kind(dict(colour=None, shape="ellipse", motion=None, size="smallest")) == "shape+size"
     assert description_kind(dict(colour="red", shape=None, motion="up", side="left")) == "colour+position+motion"
+
+
+def test_filter_matters_when_dropping_the_filter_changes_the_answer():
+    size = (100, 100)
+    small_ellipse, big_ellipse = _obj(1, area=100, x=20), _obj(2, area=400, x=50)
+    tiny_polygon = _obj(3, shape="polygon", area=30, x=80)
+    scene = [small_ellipse, big_ellipse, tiny_polygon]
+    smallest_ellipse = dict(shape="ellipse", size="smallest")
+    assert unambiguous(small_ellipse, scene, smallest_ellipse, size)
+    assert filter_matters(small_ellipse, scene, smallest_ellipse, size)  # "the smallest shape" is the polygon
+    assert not filter_matters(small_ellipse, scene[:2], smallest_ellipse, size)  # no polygon: same answer
+    assert not filter_matters(small_ellipse, scene, dict(shape="ellipse"), size)  # nothing relational
+    assert not filter_matters(small_ellipse, scene, dict(side="left"), size)  # no filter to drop
+    assert filter_matters(small_ellipse, [small_ellipse, big_ellipse, _obj(3, colour="blue", area=30)],
+                          dict(colour="red", size="smallest"), size)
+
+
+def _unfiltered(text: str) -> str:
+    """ "the smallest red ellipse" -> "the smallest shape": the expression without colour and shape words."""
+    words = [w for w in text.split() if w not in {"ellipse", "rectangle", "polygon", "shape", *COLOURS}]
+    words.insert(2 if words[1] in ("largest", "smallest") else 1, "shape")
+    return " ".join(words)
+
+
+def test_contrastive_expressions_are_described_ones_whose_filter_matters():
+    assert _unfiltered("the smallest red ellipse") == "the smallest shape"
+    assert _unfiltered("the red shape on the left") == "the shape on the left"
+    seen = 0
+    for seed in range(40):
+        (_, masks), replay = _video(seed, n=3)
+        for t in (0, 3):
+            found = contrastive(masks[t], replay, t)
+            plain = expressions(masks[t], replay, t)
+            for label, texts in found.items():
+                for text in texts:
+                    seen += 1
+                    assert text in plain[label]
+                    assert _unfiltered(text) not in plain[label]  # without its filter it no longer names this object
+    assert seen > 0

@@ -30,6 +30,8 @@ def test_samples_deterministic_and_split_apart():
         ReferringSamples("train", 1, style="poetry")
     with pytest.raises(ValueError, match="referring sampling"):
         ReferringSamples("train", 1, sampling="rare")
+    with pytest.raises(ValueError, match="contrast share"):
+        ReferringSamples("train", 1, contrast_share=1.5)
 
 
 def test_kind_sampling_balances_the_kinds_of_description():
@@ -72,3 +74,22 @@ def test_samples_read_the_objects_their_rendering_drew():
         for a, b in zip(drawn, again):
             np.testing.assert_array_equal(a.obj.centre, b.obj.centre)
             np.testing.assert_array_equal(a.obj.texture, b.obj.texture)
+
+
+def test_contrast_share_draws_samples_whose_filter_matters():
+    common = dict(num_frames=4, size=SIZE, min_objects=2, max_objects=3, seed=2, cache_size=40)
+    plain, mixed = ReferringSamples("train", 40, **common), ReferringSamples("train", 40, contrast_share=0.5, **common)
+    pool = set(mixed.contrast_pool())
+    assert pool and all((text, kind) in mixed.described(i, t)[label]
+                        for i, t, label, text in pool for kind in [dict(mixed.described(i, t)[label])[text]])
+    hits = {"plain": 0, "mixed": 0}
+    for epoch in range(4):
+        for data, name in ((plain, "plain"), (mixed, "mixed")):
+            data.set_epoch(epoch)
+            for i in range(len(data)):
+                s = data[i]
+                hits[name] += (s["index"], s["frame"], s["label"], s["expression"]) in pool
+    assert hits["mixed"] >= 0.4 * 160 > 4 * hits["plain"]
+    again = ReferringSamples("train", 40, contrast_share=0.5, **common)
+    again.set_epoch(3)
+    assert [mixed[i]["expression"] for i in range(8)] == [again[i]["expression"] for i in range(8)]

@@ -50,13 +50,13 @@ def test_training_batches_follow_the_published_preprocessing(tmp_path):
     assert data[1]["expression"] != batch["expression"] or not torch.equal(data[1]["image"], batch["image"])
 
 
-def test_kind_sampling_reaches_the_training_batches(tmp_path):
+def test_kind_sampling_and_contrast_share_reach_the_training_batches(tmp_path):
     cfg = tiny_cfg(tmp_path, num_videos=6)
-    cfg.referring.sampling = "kind"
+    cfg.referring.sampling, cfg.referring.contrast_share = "kind", 0.3
     from afb_urr.training.referring_data import vocabulary
     tok, _ = vocabulary(cfg.referring, str(tmp_path))
     data = training_batches(cfg.referring, tok, seed=0)
-    assert data.samples.sampling == "kind"
+    assert data.samples.sampling == "kind" and data.samples.contrast_share == 0.3
     batch = data[0]
     pool = {text for entries in data.samples.pool().values() for *_, text in entries}
     assert batch["mask"].shape == (2, 40, 48) and set(batch["expression"]) <= pool

@@ -237,13 +237,7 @@ def description_kind(desc: dict) -> str:
     return "+".join(name for key, name in parts if desc.get(key) is not None)
 
 
-def described(labels: np.ndarray, replay, t: int, style: str = "train", attributes=STATIC_ATTRIBUTES,
-              part: str = "all", heldout_fraction: float = 0.2) -> dict[int, list[tuple[str, str]]]:
-    """label -> sorted (expression, :func:`description_kind`) pairs of the unambiguous expressions
-    for that object in frame ``t`` (objects with none are left out).
-
-    ``part``: "all" descriptions, or only the "train" / "heldout" part of :func:`description_part`.
-    """
+def _checked(part: str, style: str, attributes) -> None:
     if style not in _PHRASES:
         raise ValueError(f"template style must be one of {sorted(_PHRASES)}, got {style!r}")
     if part not in DESCRIPTION_PARTS:
@@ -251,17 +245,57 @@ def described(labels: np.ndarray, replay, t: int, style: str = "train", attribut
     unknown = set(attributes) - set(ATTRIBUTES)
     if unknown:
         raise ValueError(f"unknown referring attributes {sorted(unknown)}; expected a subset of {ATTRIBUTES}")
+
+
+def _usable(labels: np.ndarray, replay, t: int, attributes, part: str, heldout_fraction: float):
+    """(target, every visible object, description) for each unambiguous description of the ``part``
+    of each large-enough object of frame ``t``."""
     objs = frame_objects(labels, replay, t)
-    out = {}
     for o in objs:
         if o.area < MIN_AREA * labels.size:
             continue
-        found = {(realise(d, style), description_kind(d)) for d in descriptions(o, attributes)
-                 if (part == "all" or description_part(d, heldout_fraction) == part)
-                 and unambiguous(o, objs, d, labels.shape)}
-        if found:
-            out[o.label] = sorted(found)
-    return out
+        for d in descriptions(o, attributes):
+            if (part == "all" or description_part(d, heldout_fraction) == part) and unambiguous(o, objs, d, labels.shape):
+                yield o, objs, d
+
+
+def described(labels: np.ndarray, replay, t: int, style: str = "train", attributes=STATIC_ATTRIBUTES,
+              part: str = "all", heldout_fraction: float = 0.2) -> dict[int, list[tuple[str, str]]]:
+    """label -> sorted (expression, :func:`description_kind`) pairs of the unambiguous expressions
+    for that object in frame ``t`` (objects with none are left out).
+
+    ``part``: "all" descriptions, or only the "train" / "heldout" part of :func:`description_part`.
+    """
+    _checked(part, style, attributes)
+    found: dict[int, set] = {}
+    for o, _, d in _usable(labels, replay, t, attributes, part, heldout_fraction):
+        found.setdefault(o.label, set()).add((realise(d, style), description_kind(d)))
+    return {label: sorted(pairs) for label, pairs in sorted(found.items())}
+
+
+CATEGORICAL = ("colour", "shape", "motion")
+
+
+def filter_matters(target: ObjectInfo, objs: list[ObjectInfo], desc: dict, size: tuple[int, int]) -> bool:
+    """Whether a relational description with a filter ("the smallest ellipse") stops fitting
+    ``target`` alone once its colour/shape/motion words are dropped ("the smallest shape"):
+    the answer depends on filtering first, then comparing."""
+    relational = desc.get("size") is not None or desc.get("side") is not None
+    if not relational or all(desc.get(k) is None for k in CATEGORICAL):
+        return False
+    bare = {k: (None if k in CATEGORICAL else v) for k, v in desc.items()}
+    return not unambiguous(target, objs, bare, size)
+
+
+def contrastive(labels: np.ndarray, replay, t: int, style: str = "train", attributes=STATIC_ATTRIBUTES,
+                part: str = "all", heldout_fraction: float = 0.2) -> dict[int, list[str]]:
+    """label -> sorted expressions of :func:`described` whose filter matters (:func:`filter_matters`)."""
+    _checked(part, style, attributes)
+    found: dict[int, set] = {}
+    for o, objs, d in _usable(labels, replay, t, attributes, part, heldout_fraction):
+        if filter_matters(o, objs, d, labels.shape):
+            found.setdefault(o.label, set()).add(realise(d, style))
+    return {label: sorted(texts) for label, texts in sorted(found.items())}
 
 
 def expressions(labels: np.ndarray, replay, t: int, style: str = "train",

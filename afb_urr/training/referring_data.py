@@ -103,7 +103,8 @@ def training_batches(rc: ReferringConfig, tokenizer, seed: int) -> ReferringBatc
     samples = ReferringSamples("train", rc.num_videos, style="train", num_frames=rc.num_frames,
                                size=rc.video_size, min_objects=rc.min_objects, max_objects=rc.max_objects,
                                seed=seed, cache_size=rc.cache_size, part="train",
-                               heldout_fraction=rc.heldout_fraction, sampling=rc.sampling)
+                               heldout_fraction=rc.heldout_fraction, sampling=rc.sampling,
+                               contrast_share=rc.contrast_share)
     return ReferringBatches(samples, tokenizer, rc.batch_size, rc.input_size, seed)
 
 
