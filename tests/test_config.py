@@ -85,6 +85,12 @@ def test_referring_section_marks_a_referring_run(tmp_path):
     grafted, cycle = load_config("train_referring_synthetic_grafted"), load_config("train_referring_synthetic_cycle")
     assert cycle.referring == grafted.referring  # a cycle changes the schedule only
     assert (cycle.train.lr, cycle.train.warmup_steps, cycle.train.epochs) == (3e-4, 50, grafted.train.epochs)
+    contrast = load_config("train_referring_synthetic_contrast")  # the cycle over more videos, with contrast samples
+    changed = {"num_videos": 4000, "cache_size": 4000, "contrast_share": 0.25}
+    assert {k: v for k, v in contrast.referring.__dict__.items() if k not in changed} == {
+        k: v for k, v in cycle.referring.__dict__.items() if k not in changed}
+    assert {k: getattr(contrast.referring, k) for k in changed} == changed
+    assert (contrast.train.lr, contrast.train.epochs) == (cycle.train.lr, 14)
     cfg = load_config("train_referring_synthetic")
     rc = cfg.referring
     assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
