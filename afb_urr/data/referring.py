@@ -255,7 +255,8 @@ def _usable(labels: np.ndarray, replay, t: int, attributes, part: str, heldout_f
         if o.area < MIN_AREA * labels.size:
             continue
         for d in descriptions(o, attributes):
-            if (part == "all" or description_part(d, heldout_fraction) == part) and unambiguous(o, objs, d, labels.shape):
+            in_part = part == "all" or description_part(d, heldout_fraction) == part
+            if in_part and unambiguous(o, objs, d, labels.shape):
                 yield o, objs, d
 
 

@@ -32,8 +32,9 @@ class ReferringSamples:
     (seed, epoch, i). ``contrast_share``: that share of the items is instead one
     (video, frame, object, expression) of the split whose colour/shape word changes the
     answer (:meth:`contrast_pool`: "the smallest ellipse" when a smaller polygon is in
-    view), so that filtering before comparing is not left to rare samples. Returns ``{"image": H x W x 3 uint8, "mask": H x W bool,
-    "expression": str, "video": name, "index": its index in the split, "frame": t, "label": k}``.
+    view), so that filtering before comparing is not left to rare samples.
+    Returns ``{"image": H x W x 3 uint8, "mask": H x W bool, "expression": str,
+    "video": name, "index": its index in the split, "frame": t, "label": k}``.
     """
 
     def __init__(self, split: str = "train", num_videos: int = 100, style: str = "train",
@@ -131,9 +132,9 @@ class ReferringSamples:
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        if self.contrast_share and rng.random() < self.contrast_share and self.contrast_pool():
-            pool = self.contrast_pool()
-            index, t, label, text = pool[rng.integers(len(pool))]
+        contrast = self.contrast_pool() if self.contrast_share and rng.random() < self.contrast_share else []
+        if contrast:
+            index, t, label, text = contrast[rng.integers(len(contrast))]
         elif self.sampling == "kind":
             drawn = self._by_kind(rng)
             if drawn is None:
