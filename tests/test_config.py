@@ -1,4 +1,5 @@
 """afb_urr.config: the explicit schema of every section, read in one place."""
+import dataclasses
 import glob
 
 import pytest
@@ -91,6 +92,16 @@ def test_referring_section_marks_a_referring_run(tmp_path):
         k: v for k, v in cycle.referring.__dict__.items() if k not in changed}
     assert {k: getattr(contrast.referring, k) for k in changed} == changed
     assert (contrast.train.lr, contrast.train.epochs) == (cycle.train.lr, 14)
+    native = load_config("train_referring_synthetic_native")  # the contrast cycle at the videos' size, no contrast
+    changed = {"input_size": (120, 216), "contrast_share": 0.0}
+    assert {k: v for k, v in native.referring.__dict__.items() if k not in changed} == {
+        k: v for k, v in contrast.referring.__dict__.items() if k not in changed}
+    assert {k: getattr(native.referring, k) for k in changed} == changed
+    assert native.referring.input_size == contrast.referring.video_size
+    assert (native.train.lr, native.train.epochs) == (contrast.train.lr, 9)
+    native_contrast = load_config("train_referring_synthetic_native_contrast")  # its middle cycle
+    assert native_contrast.referring == dataclasses.replace(native.referring, contrast_share=0.25)
+    assert native_contrast.train.epochs == native.train.epochs
     cfg = load_config("train_referring_synthetic")
     rc = cfg.referring
     assert isinstance(rc, ReferringConfig) and rc.input_size == (64, 112) and rc.class_weights == (0.9, 1.1)
@@ -133,4 +144,5 @@ def test_gpu_referring_config_continues_the_committed_light_weights():
     model = load_referring_model("weights/demo_referring_light.pth")
     vocab = load_tokenizer("weights/demo_referring_light_vocab.txt").vocab_size
     assert shape_differences(model, rc, vocab) == []
+    assert rc.input_size == tuple(model.config["input_size"])  # it goes on at the weights' own size
     assert shape_differences(model, load_config("train_referring_synthetic_hires").referring, vocab) == []

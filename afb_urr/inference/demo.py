@@ -5,7 +5,7 @@
 and prints the mean J over frames 1.. and both objects. ``--demo --text`` first
 makes each object's frame-0 mask from a sentence describing it (the synthetic
 grammar's shortest unambiguous expression) with the light referring weights
-(``weights/demo_referring_light.pth``, made by the three stages of
+(``weights/demo_referring_light.pth``, made by the stages and cycles of
 ``configs/train_referring_synthetic*.yaml``; the README's "Training a referring
 model"), then propagates from those masks.
 """
