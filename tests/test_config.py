@@ -92,7 +92,8 @@ def test_referring_section_marks_a_referring_run(tmp_path):
         k: v for k, v in cycle.referring.__dict__.items() if k not in changed}
     assert {k: getattr(contrast.referring, k) for k in changed} == changed
     assert (contrast.train.lr, contrast.train.epochs) == (cycle.train.lr, 14)
-    native = load_config("train_referring_synthetic_native")  # the contrast cycle at the videos' size, no contrast
+    # the contrast config at the videos' size, without contrast samples
+    native = load_config("train_referring_synthetic_native")
     changed = {"input_size": (120, 216), "contrast_share": 0.0}
     assert {k: v for k, v in native.referring.__dict__.items() if k not in changed} == {
         k: v for k, v in contrast.referring.__dict__.items() if k not in changed}
